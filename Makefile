@@ -1,0 +1,46 @@
+# Two commands on a fresh clone: `make run` and `make test`. Both create .venv,
+# install the pinned dependencies once (again only when pyproject.toml or
+# requirements.lock change) and then do their job.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+export KEDRO_DISABLE_TELEMETRY := 1
+export DO_NOT_TRACK := 1
+export MPLBACKEND := Agg
+export PYTHONHASHSEED := 0
+
+.PHONY: setup run test lint format viz bench clean-data
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e ".[dev]"
+	@touch $(STAMP)
+
+run: setup
+	$(BIN)/kedro run $(KEDRO_ARGS)
+
+test: setup lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+format: setup
+	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks
+
+viz: setup
+	$(BIN)/kedro viz run --no-browser --host 127.0.0.1 $(VIZ_ARGS)
+
+bench: setup
+	$(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
+
+clean-data:
+	find data -mindepth 2 ! -name .gitkeep -delete

@@ -1,0 +1,4 @@
+"""hgt-cluster-kedro
+"""
+
+__version__ = "0.1"

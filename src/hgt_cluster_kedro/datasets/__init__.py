@@ -1,0 +1,6 @@
+"""Custom Kedro datasets: versioned, atomic, no pickle."""
+
+from .parquet_parts_dataset import ParquetPartsDataset
+from .parquet_table_set_dataset import ParquetTableSetDataset
+
+__all__ = ["ParquetPartsDataset", "ParquetTableSetDataset"]

@@ -1,0 +1,113 @@
+"""Project hooks: a pre-flight check of output paths, and the dask client."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from kedro.framework.hooks import hook_impl
+
+logger = logging.getLogger(__name__)
+
+
+def _local_path(dataset: Any) -> Path | None:
+    path = getattr(dataset, "_filepath", None)
+    if path is None:
+        return None
+    protocol = getattr(dataset, "_protocol", "file")
+    if protocol not in ("file", "local", None):
+        return None
+    return Path(str(path))
+
+
+def unwritable_reason(path: Path) -> str | None:
+    """Why ``path`` cannot be created or written, or ``None`` if it can."""
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            return f"no existing parent directory of {path}"
+        probe = probe.parent
+    if probe != path and not probe.is_dir():
+        return f"{probe} is a file, so {path} cannot be created below it"
+    target = probe if probe.is_dir() else probe.parent
+    if not os.access(target, os.W_OK | os.X_OK):
+        return f"{target} is not writable"
+    return None
+
+
+class OutputPathCheckHook:
+    """Fail before the first node runs if any output of the run cannot be written.
+
+    A bad output path (a file where a directory must be, a read-only directory)
+    would otherwise surface only after hours of work, with earlier outputs
+    already written.
+    """
+
+    @hook_impl
+    def before_pipeline_run(
+        self, run_params: dict, pipeline: Any, catalog: Any
+    ) -> None:
+        problems = []
+        for name in sorted(pipeline.all_outputs()):
+            if name not in catalog:
+                continue
+            path = _local_path(catalog.get(name))
+            if path is None:
+                continue
+            reason = unwritable_reason(path)
+            if reason:
+                problems.append(f"dataset '{name}' (filepath {path}): {reason}")
+        if problems:
+            raise PermissionError(
+                "Output paths cannot be written; nothing was run:\n  "
+                + "\n  ".join(problems)
+            )
+
+
+class DaskClientHook:
+    """Start a dask client for runs of ``data_generation`` in ``dask`` mode.
+
+    The client lives for the whole pipeline run, so the lazy tables the node
+    returns are computed while the catalog saves them (streaming, block by
+    block), then the client and any LocalCluster it started are closed.
+    """
+
+    def __init__(self) -> None:
+        self._params: dict[str, Any] = {}
+        self._client: Any = None
+
+    @hook_impl
+    def after_context_created(self, context: Any) -> None:
+        self._params = context.params
+
+    @hook_impl
+    def before_pipeline_run(
+        self, run_params: dict, pipeline: Any, catalog: Any
+    ) -> None:
+        if "params:data_generation" not in pipeline.inputs():
+            return
+        from hgt_cluster_kedro.generation import GeneratorConfig, start_client
+
+        gen = self._params.get("data_generation")
+        if isinstance(gen, dict):  # not yet validated by Kedro
+            gen = GeneratorConfig.model_validate(gen)
+        if gen is None or gen.mode != "dask":
+            return
+        self._client = start_client(gen.dask)
+
+    def _close(self) -> None:
+        if self._client is not None:
+            from hgt_cluster_kedro.generation import stop_client
+
+            stop_client(self._client)
+            self._client = None
+
+    @hook_impl
+    def after_pipeline_run(self, *args: Any, **kwargs: Any) -> None:
+        self._close()
+
+    @hook_impl
+    def on_pipeline_error(self, *args: Any, **kwargs: Any) -> None:
+        self._close()
