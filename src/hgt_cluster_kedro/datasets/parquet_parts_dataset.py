@@ -6,6 +6,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from kedro.io.core import AbstractVersionedDataset, Version
+from kedro_datasets._typing import TablePreview
 
 from ._io import atomic_dir, count_rows, preview_parts, read_parts, write_parts
 
@@ -76,9 +77,9 @@ class ParquetPartsDataset(AbstractVersionedDataset[Any, Any]):
             return False
         return path.is_dir()
 
-    def preview(self, nrows: int = 5) -> dict[str, Any]:
+    def preview(self, nrows: int = 5) -> TablePreview:
         """First rows for kedro-viz (reads one parquet batch only)."""
-        return preview_parts(Path(self._get_load_path()), nrows)
+        return TablePreview(preview_parts(Path(self._get_load_path()), nrows))
 
     def num_rows(self) -> int:
         """Rows of the loaded version, from parquet footers."""

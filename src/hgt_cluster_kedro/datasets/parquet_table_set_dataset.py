@@ -6,6 +6,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from kedro.io.core import AbstractVersionedDataset, DatasetError, Version
+from kedro_datasets._typing import TablePreview
 
 from ._io import atomic_dir, count_rows, read_parts, write_parts
 
@@ -97,7 +98,7 @@ class ParquetTableSetDataset(AbstractVersionedDataset[dict[str, Any], dict[str, 
         except Exception:  # noqa: BLE001 - no version saved yet
             return False
 
-    def preview(self, nrows: int = 5) -> dict[str, Any]:
+    def preview(self, nrows: int = 5) -> TablePreview:
         """A table of the tables (name, rows, columns) for kedro-viz."""
         import pyarrow.parquet as pq
 
@@ -106,8 +107,10 @@ class ParquetTableSetDataset(AbstractVersionedDataset[dict[str, Any], dict[str, 
             files = sorted(path.glob("part-*.parquet"))
             cols = pq.ParquetFile(files[0]).schema_arrow.names if files else []
             rows.append([name, count_rows(path), len(files), ", ".join(cols)])
-        return {
-            "index": list(range(len(rows))),
-            "columns": ["table", "rows", "parts", "columns"],
-            "data": rows,
-        }
+        return TablePreview(
+            {
+                "index": list(range(len(rows))),
+                "columns": ["table", "rows", "parts", "columns"],
+                "data": rows,
+            }
+        )

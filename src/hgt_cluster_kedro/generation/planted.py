@@ -34,7 +34,7 @@ _STREAM_GLOBAL = 0
 _STREAM_USERS = 1
 _STREAM_NOTES = 2
 _STREAM_EDGES = 3
-_NOISE_ONLY_AFTER_ROUNDS = 8
+_MIXTURE_ROUNDS = 4
 
 USER_COLUMNS = {
     "user_id": "int64",
@@ -285,6 +285,15 @@ def note_sampler(config: GeneratorConfig) -> NoteSampler:
     return _note_sampler_cached(config.model_dump_json())
 
 
+def _sorted_unique(values: np.ndarray) -> np.ndarray:
+    """Sorted distinct values (sort + adjacent compare; faster than np.unique's
+    hash path for large int64 arrays)."""
+    values = np.sort(values)
+    if len(values) == 0:
+        return values
+    return values[np.r_[True, values[1:] != values[:-1]]]
+
+
 def _degrees(
     total: int, activity: np.ndarray, cap: int, rng: np.random.Generator
 ) -> np.ndarray:
@@ -329,17 +338,20 @@ def edges_frame(config: GeneratorConfig, relation: str, block: int) -> pd.DataFr
     rounds = 0
     while deficit.any():
         slots = np.repeat(local, deficit)
-        if rounds < _NOISE_ONLY_AFTER_ROUNDS:
-            inside = rng.random(len(slots)) < rel.p_in_community
-        else:
-            inside = np.zeros(len(slots), dtype=bool)
         notes = np.empty(len(slots), dtype=np.int64)
-        notes[inside] = ns.in_topic(ub.community[slots[inside]], rng)
-        notes[~inside] = ns.popular(int((~inside).sum()), rng)
-        keys = np.unique(
-            np.concatenate([keys, slots.astype(np.int64) * n_notes + notes])
-        )
-        deficit = deg - np.bincount(keys // n_notes, minlength=len(local))
+        if rounds < _MIXTURE_ROUNDS:
+            inside = rng.random(len(slots)) < rel.p_in_community
+            notes[inside] = ns.in_topic(ub.community[slots[inside]], rng)
+            notes[~inside] = ns.popular(int((~inside).sum()), rng)
+        else:  # the few users still short finish with uniform draws
+            notes = rng.integers(0, n_notes, size=len(slots))
+        fresh = _sorted_unique(slots.astype(np.int64) * n_notes + notes)
+        if len(keys):
+            pos = np.minimum(np.searchsorted(keys, fresh), len(keys) - 1)
+            fresh = fresh[keys[pos] != fresh]
+        # two sorted runs: the stable sort (timsort) merges them in linear time
+        keys = np.sort(np.concatenate([keys, fresh]), kind="stable")
+        deficit = deficit - np.bincount(fresh // n_notes, minlength=len(local))
         rounds += 1
 
     user_local = keys // n_notes
