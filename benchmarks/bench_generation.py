@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -95,7 +96,8 @@ def run_case(config: dict) -> tuple[float, float]:
     """(seconds, peak bytes) of one generation in a subprocess."""
     with tempfile.TemporaryDirectory() as out:
         cmd = [sys.executable, __file__, "--child", json.dumps(config), out]
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        env = {**os.environ, "TQDM_DISABLE": "1"}
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
         ps = psutil.Process(proc.pid)
         peak = 0
         done = threading.Event()
