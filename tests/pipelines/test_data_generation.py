@@ -112,3 +112,12 @@ def test_output_path_blocked_by_a_file_stops_before_anything_is_written(
     with pytest.raises(PermissionError, match="is a file"):
         kedro_project.run(pipeline_names=["data_generation"])
     assert [p.name for p in kedro_project.files()] == ["01_raw"]
+
+
+def test_unwritable_reason_reports_permission(tmp_path, monkeypatch):
+    """The pre-flight check names a directory the process may not write to."""
+    from hgt_cluster_kedro import hooks
+
+    monkeypatch.setattr(hooks.os, "access", lambda path, mode: False)
+    reason = hooks.unwritable_reason(tmp_path / "a" / "b")
+    assert reason == f"{tmp_path} is not writable"

@@ -1,6 +1,7 @@
 """Custom Kedro datasets: versioned, atomic, no pickle."""
 
+from .graph_artifact_dataset import GraphArtifactDataset
 from .parquet_parts_dataset import ParquetPartsDataset
 from .parquet_table_set_dataset import ParquetTableSetDataset
 
-__all__ = ["ParquetPartsDataset", "ParquetTableSetDataset"]
+__all__ = ["GraphArtifactDataset", "ParquetPartsDataset", "ParquetTableSetDataset"]

@@ -1,0 +1,652 @@
+"""Vectorised multi-hop heterogeneous neighbour sampler over a :class:`HeteroCSR`.
+
+Stand-in for the sampling step of PyG's ``NeighborLoader`` / ``LinkNeighborLoader``
+(which needs ``pyg-lib`` or ``torch-sparse``): every hop is a fixed number of tensor
+operations per (source type, destination type) pair, with no Python loop over nodes
+or edges.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch_geometric.data import HeteroData
+
+from hgt_cluster_kedro.graph.csr import EdgeType, HeteroCSR, reverse_edge_type
+
+_NEG_MODES = ("uniform", "in_batch")
+
+# (relation slots, edges per slot, neighbour ids, frontier local ids, positions)
+_Draw = tuple[list[int], list[int], Tensor, Tensor, Tensor]
+
+
+@dataclass
+class _HopPlan:
+    """Relations of one group sampled at one hop."""
+
+    sampled: list[int] = field(default_factory=list)  # relation slots with k > 0
+    ks: list[int] = field(default_factory=list)
+    full: list[int] = field(default_factory=list)  # relation slots with k == -1
+    slots: Tensor | None = None  # the sampled relation slots, as a tensor
+    kvec: Tensor | None = None  # per-relation k when they differ
+
+
+@dataclass
+class _Group:
+    """Relations sharing (src_type, dst_type), fused into one in-neighbour CSR.
+
+    Row ``v * len(edge_types) + slot`` lists the sources of ``v`` along
+    ``edge_types[slot]`` (node-major: all in-edges of a node are contiguous).
+    """
+
+    src_type: str
+    dst_type: str
+    edge_types: list[EdgeType]
+    num_dst: int
+    indptr: Tensor
+    indices: Tensor
+    weight: Tensor | None
+    plans: list[_HopPlan]
+
+
+class NeighborSampler:
+    r"""Multi-hop neighbour sampler returning PyG ``HeteroData`` mini-batches.
+
+    **Direction.** As in PyG, an edge type ``(s, r, d)`` carries messages from
+    ``s``-nodes to ``d``-nodes, and ``num_neighbors[(s, r, d)][h]`` is the number of
+    ``s``-neighbours drawn at hop ``h`` for every ``d``-node of the hop-``h``
+    frontier, i.e. the *in*-neighbours of ``d`` along ``(s, r, d)``. They are read
+    from the CSR of the ``rev_`` twin ``(d, rev_r, s)`` (the transpose, present when
+    the graph was built with ``add_reverse=True``); edge types without a twin are
+    transposed once at construction. In the output, ``data[(s, r, d)].edge_index``
+    holds **local** ids: row 0 indexes ``data[s].n_id`` (message source), row 1
+    indexes ``data[d].n_id`` (message target), and every sampled pair
+    ``(n_id_s[row0], n_id_d[row1])`` is an edge of ``(s, r, d)`` in the graph.
+
+    **Fanouts.** ``num_neighbors`` is either one list (applied to every edge type)
+    or a dict ``{edge_type: list}`` (missing edge types are not sampled); the list
+    length is the number of hops, ``-1`` means all neighbours and ``0`` none.
+    Without replacement a node of in-degree ``deg`` gets exactly ``min(deg, k)``
+    distinct neighbours (uniform ``k``-subsets via a vectorised Floyd algorithm);
+    with replacement ``k`` independent uniform draws (none if ``deg == 0``). Each
+    node is expanded once: at the hop after it was first discovered.
+
+    **Output of** :meth:`sample_nodes`, per node type ``t`` (every node type of the
+    graph, possibly empty):
+
+    * ``data[t].n_id`` -- global ids: the seeds first, in their given order, then
+      the nodes discovered at hop 1, hop 2, ... (no duplicates).
+    * ``data[t].num_sampled_nodes`` -- list, nodes added at each hop (hop 0 = seeds).
+    * ``data[t].batch_size`` -- number of seeds (seed types only).
+    * ``data[t].num_nodes`` -- ``len(n_id)``.
+
+    and per edge type (every edge type of the graph, possibly empty):
+    ``edge_index`` (``[2, E]`` int64, local ids), ``num_sampled_edges`` (per hop)
+    and ``edge_weight`` when the graph is weighted. Node features are not
+    attached: use ``x[t][data[t].n_id]``. Edge ids (``e_id``) are not returned:
+    edges are drawn from the transposed (``rev_``) CSR, whose positions are not the
+    forward relation's; the weights, the only per-edge attribute of the store, are.
+
+    **Output of** :meth:`sample_links`: the same subgraph, sampled around every
+    endpoint of the positives and negatives together (their unique ids, sorted, are
+    the seeds, so they come first in ``n_id``), plus, on the global store:
+
+    * ``data.input_edge_type`` -- the supervised edge type ``(s, r, d)``.
+    * ``data.src_index`` / ``data.dst_index`` (``[B]``) -- local indices (into
+      ``data[s].n_id`` / ``data[d].n_id``) of the positive endpoints.
+    * ``data.dst_neg_index`` (``[B, num_neg]``, ``d``-type) -- negative
+      destinations for each positive's source (corrupted tails).
+    * ``data.src_neg_index`` (``[B, num_neg]``, ``s``-type) -- negative sources for
+      each positive's destination (corrupted heads).
+    * ``data.dst_neg_mask`` / ``data.src_neg_mask`` (``[B, num_neg]`` bool) --
+      ``False`` where the candidate pair is a known positive (an edge of
+      ``(s, r, d)`` in the graph or a positive of the batch). With
+      ``neg_mode="uniform"`` such draws are re-drawn for up to ``max_rounds``
+      rounds first, so the mask is almost always all ``True``; with
+      ``"in_batch"`` (negatives are the endpoints of other positives, by random
+      cyclic shifts of the batch) they are only masked.
+
+    Supervision edges are not removed from the message-passing graph: for
+    leakage-free training sample on ``graph.remove_edges(...)``.
+
+    Args:
+        graph: the graph store.
+        num_neighbors: fanouts per hop (see above).
+        replace: sample with replacement.
+        seed: seed of the sampler's own random stream (a NumPy ``PCG64``
+            generator); :meth:`state_dict` / :meth:`load_state_dict` save and
+            restore it so that a checkpoint resumes the exact batches.
+
+    Relations sharing ``(src_type, dst_type)`` are fused into one in-neighbour CSR
+    at construction (a copy of their ``indices``: 4 bytes per edge, see
+    :meth:`nbytes`). The sampler keeps per-node-type scratch maps and is not
+    thread-safe: use one instance per worker.
+    """
+
+    def __init__(
+        self,
+        graph: HeteroCSR,
+        num_neighbors: list[int] | dict[EdgeType, list[int]],
+        *,
+        replace: bool = False,
+        seed: int = 0,
+    ) -> None:
+        if not isinstance(graph, HeteroCSR):
+            raise ValueError(f"graph must be a HeteroCSR (got {type(graph).__name__})")
+        self.graph = graph
+        self.replace = bool(replace)
+        self.seed = int(seed)
+        self.num_hops, self.num_neighbors = _parse_fanouts(graph, num_neighbors)
+        self.rng = np.random.Generator(np.random.PCG64(self.seed))
+        self._groups = self._build_groups()
+        self._groups_by_dst: dict[str, list[_Group]] = {}
+        for grp in self._groups:
+            self._groups_by_dst.setdefault(grp.dst_type, []).append(grp)
+        # Scratch global -> local maps (-1 = unseen), reset after every batch.
+        self._maps = {
+            t: torch.full((n,), -1, dtype=torch.int32)
+            for t, n in graph.num_nodes.items()
+        }
+        self._arange = torch.arange(0, dtype=torch.int32)
+        self._minus_one = torch.full((0,), -1, dtype=torch.int32)
+
+    def _build_groups(self) -> list[_Group]:
+        graph = self.graph
+        pairs: dict[tuple[str, str], list[EdgeType]] = {}
+        for et in graph.edge_types:
+            if any(self.num_neighbors[et]):
+                pairs.setdefault((et[0], et[2]), []).append(et)
+        groups = []
+        for (s_type, d_type), ets in pairs.items():
+            num_dst = graph.num_nodes[d_type]
+            parts = []
+            for et in ets:
+                twin = reverse_edge_type(et)
+                if twin in graph.indptr and graph.num_edges(twin) == graph.num_edges(
+                    et
+                ):
+                    w = (
+                        graph.edge_weight[twin]
+                        if graph.edge_weight is not None
+                        else None
+                    )
+                    parts.append((graph.indptr[twin], graph.indices[twin], w))
+                else:
+                    parts.append(graph.transpose(et))
+            indptr, indices, weight = _fuse_node_major(parts, num_dst)
+            if indices.numel() < 2**31 - 1:
+                indptr = indptr.to(torch.int32)  # halves cache misses on lookups
+            plans = []
+            for hop in range(self.num_hops):
+                plan = _HopPlan()
+                for slot, et in enumerate(ets):
+                    k = self.num_neighbors[et][hop]
+                    if k > 0:
+                        plan.sampled.append(slot)
+                        plan.ks.append(k)
+                    elif k == -1:
+                        plan.full.append(slot)
+                plan.slots = torch.tensor(plan.sampled, dtype=torch.long).unsqueeze(1)
+                if len(set(plan.ks)) > 1:
+                    plan.kvec = torch.tensor(plan.ks, dtype=torch.long)
+                plans.append(plan)
+            groups.append(
+                _Group(s_type, d_type, ets, num_dst, indptr, indices, weight, plans)
+            )
+        return groups
+
+    def nbytes(self) -> int:
+        """Bytes held by the sampler beyond the graph (fused CSRs, scratch maps)."""
+        own = {id(t) for t in self.graph.to_tensors().values()}
+        total = sum(m.numel() * m.element_size() for m in self._maps.values())
+        for grp in self._groups:
+            for t in (grp.indptr, grp.indices, grp.weight):
+                if t is not None and id(t) not in own:
+                    total += t.numel() * t.element_size()
+        return total
+
+    # --------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, Any]:
+        """Random stream state, so a checkpoint can resume the exact batches."""
+        return {"seed": self.seed, "rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a state produced by :meth:`state_dict`."""
+        if "rng" not in state:
+            raise ValueError("state must contain an 'rng' entry")
+        self.seed = int(state.get("seed", self.seed))
+        self.rng.bit_generator.state = state["rng"]
+
+    # ------------------------------------------------------------ sampling
+    def sample_nodes(self, seeds: dict[str, Tensor]) -> HeteroData:
+        """Sample the ``num_hops`` neighbourhood of ``seeds`` (``{type: ids}``).
+
+        Seeds must be distinct within each node type.
+        """
+        if not isinstance(seeds, dict) or not seeds:
+            raise ValueError("seeds must be a non-empty dict {node_type: ids}")
+        clean: dict[str, Tensor] = {}
+        for t, ids in seeds.items():
+            if t not in self.graph.num_nodes:
+                raise ValueError(
+                    f"seeds has unknown node type '{t}' "
+                    f"(known: {self.graph.node_types})"
+                )
+            clean[t] = _check_ids(ids, self.graph.num_nodes[t], f"seeds['{t}']")
+        return self._sample(clean)
+
+    def sample_links(
+        self,
+        edge_type: EdgeType,
+        src: Tensor,
+        dst: Tensor,
+        *,
+        num_neg: int = 1,
+        neg_mode: str = "uniform",
+        max_rounds: int = 10,
+    ) -> HeteroData:
+        """Sample around positive edges ``(src[i], dst[i])`` of ``edge_type`` and
+        their negatives (see the class docstring for the output attributes)."""
+        edge_type = tuple(edge_type)  # type: ignore[assignment]
+        if edge_type not in self.graph.indptr:
+            raise ValueError(
+                f"unknown edge_type {edge_type!r} (known: {self.graph.edge_types})"
+            )
+        if neg_mode not in _NEG_MODES:
+            raise ValueError(f"neg_mode must be one of {_NEG_MODES} (got {neg_mode!r})")
+        if num_neg < 0:
+            raise ValueError(f"num_neg must be >= 0 (got {num_neg})")
+        s_type, _, d_type = edge_type
+        n_s, n_d = self.graph.num_nodes[s_type], self.graph.num_nodes[d_type]
+        src = _check_ids(src, n_s, "src")
+        dst = _check_ids(dst, n_d, "dst")
+        if src.numel() != dst.numel():
+            raise ValueError(
+                f"src and dst lengths differ ({src.numel()} vs {dst.numel()})"
+            )
+        batch = src.numel()
+        if batch == 0:
+            raise ValueError("src must hold at least one positive edge")
+        if neg_mode == "in_batch" and num_neg > batch - 1:
+            raise ValueError(
+                f"num_neg must be <= batch size - 1 = {batch - 1} for "
+                f"neg_mode='in_batch' (got {num_neg})"
+            )
+        pos_keys = torch.sort(src * n_d + dst)[0]
+
+        def is_positive(s: Tensor, d: Tensor) -> Tensor:
+            keys = s * n_d + d
+            at = torch.searchsorted(pos_keys, keys).clamp_(max=batch - 1)
+            return (pos_keys[at] == keys) | self.graph.has_edges(edge_type, s, d)
+
+        rng = self.rng
+        src_rep = src.unsqueeze(1).expand(batch, num_neg)
+        dst_rep = dst.unsqueeze(1).expand(batch, num_neg)
+        if neg_mode == "uniform":
+            dst_neg = torch.from_numpy(rng.integers(0, n_d, (batch, num_neg)))
+            src_neg = torch.from_numpy(rng.integers(0, n_s, (batch, num_neg)))
+            dst_bad = is_positive(src_rep.flatten(), dst_neg.flatten())
+            src_bad = is_positive(src_neg.flatten(), dst_rep.flatten())
+            dst_bad = dst_bad.view(batch, num_neg)
+            src_bad = src_bad.view(batch, num_neg)
+            for _ in range(max_rounds):
+                n_bad_d, n_bad_s = int(dst_bad.sum()), int(src_bad.sum())
+                if n_bad_d == 0 and n_bad_s == 0:
+                    break
+                if n_bad_d:
+                    redraw = torch.from_numpy(rng.integers(0, n_d, n_bad_d))
+                    dst_neg[dst_bad] = redraw
+                    dst_bad[dst_bad.clone()] = is_positive(src_rep[dst_bad], redraw)
+                if n_bad_s:
+                    redraw = torch.from_numpy(rng.integers(0, n_s, n_bad_s))
+                    src_neg[src_bad] = redraw
+                    src_bad[src_bad.clone()] = is_positive(redraw, dst_rep[src_bad])
+        else:
+            # Column j takes the endpoint of positive (i + shift_j) % B, with
+            # distinct random shifts in [1, B): never the positive itself.
+            row = torch.arange(batch).unsqueeze(1)
+            shifts = torch.from_numpy(rng.permutation(batch - 1)[:num_neg] + 1)
+            dst_neg = dst[(row + shifts) % batch]
+            shifts = torch.from_numpy(rng.permutation(batch - 1)[:num_neg] + 1)
+            src_neg = src[(row + shifts) % batch]
+            dst_bad = is_positive(src_rep.flatten(), dst_neg.flatten())
+            src_bad = is_positive(src_neg.flatten(), dst_rep.flatten())
+            dst_bad = dst_bad.view(batch, num_neg)
+            src_bad = src_bad.view(batch, num_neg)
+
+        if s_type == d_type:
+            both = torch.cat([src, dst, src_neg.flatten(), dst_neg.flatten()])
+            uniq, inv = torch.unique(both, return_inverse=True)
+            seeds = {s_type: uniq}
+            k = batch * num_neg
+            src_index, dst_index = inv[:batch], inv[batch : 2 * batch]
+            src_neg_index = inv[2 * batch : 2 * batch + k]
+            dst_neg_index = inv[2 * batch + k :]
+        else:
+            s_uniq, s_inv = torch.unique(
+                torch.cat([src, src_neg.flatten()]), return_inverse=True
+            )
+            d_uniq, d_inv = torch.unique(
+                torch.cat([dst, dst_neg.flatten()]), return_inverse=True
+            )
+            seeds = {s_type: s_uniq, d_type: d_uniq}
+            src_index, src_neg_index = s_inv[:batch], s_inv[batch:]
+            dst_index, dst_neg_index = d_inv[:batch], d_inv[batch:]
+        data = self._sample(seeds)
+        data.input_edge_type = edge_type
+        data.src_index = src_index
+        data.dst_index = dst_index
+        data.src_neg_index = src_neg_index.view(batch, num_neg)
+        data.dst_neg_index = dst_neg_index.view(batch, num_neg)
+        data.src_neg_mask = ~src_bad
+        data.dst_neg_mask = ~dst_bad
+        return data
+
+    # ------------------------------------------------------------ internals
+    def _ar(self, n: int) -> Tensor:
+        """``arange(n)`` (int32) from a cached buffer."""
+        if self._arange.numel() < n:
+            self._arange = torch.arange(max(n, 2 * self._arange.numel()))
+            self._arange = self._arange.to(torch.int32)
+        return self._arange[:n]
+
+    def _sample(self, seeds: dict[str, Tensor]) -> HeteroData:
+        graph = self.graph
+        maps = self._maps
+        weighted = graph.edge_weight is not None
+        n_id: dict[str, list[Tensor]] = {t: [] for t in graph.num_nodes}
+        count = dict.fromkeys(graph.num_nodes, 0)
+        hop_nodes = {t: [0] * (self.num_hops + 1) for t in graph.num_nodes}
+        # Per edge type: lists of (src local, dst local, weight) chunks.
+        src_parts: dict[EdgeType, list[Tensor]] = {et: [] for et in graph.edge_types}
+        dst_parts: dict[EdgeType, list[Tensor]] = {et: [] for et in graph.edge_types}
+        w_parts: dict[EdgeType, list[Tensor]] = {et: [] for et in graph.edge_types}
+        hop_edges = {et: [0] * self.num_hops for et in graph.edge_types}
+
+        frontier: dict[str, tuple[Tensor, Tensor]] = {}  # type -> (global, local)
+        try:
+            for t, ids in seeds.items():
+                local = self._ar(ids.numel())
+                maps[t].scatter_(0, ids, local)
+                n_id[t].append(ids)
+                if not bool(maps[t].index_select(0, ids).eq(local).all()):
+                    raise ValueError(f"seeds['{t}'] contains duplicate ids")
+                count[t] = hop_nodes[t][0] = ids.numel()
+                frontier[t] = (ids, local)
+
+            for hop in range(self.num_hops):
+                drawn: dict[str, list[tuple[_Group, _Draw]]] = {}
+                for d_type, (glob, loc) in frontier.items():
+                    for grp in self._groups_by_dst.get(d_type, ()):
+                        plan = grp.plans[hop]
+                        for draw in self._draw(grp, plan, glob, loc):
+                            drawn.setdefault(grp.src_type, []).append((grp, draw))
+                next_frontier: dict[str, tuple[Tensor, Tensor]] = {}
+                for s_type, items in drawn.items():
+                    if len(items) == 1:
+                        cand = items[0][1][2]
+                    else:
+                        cand = torch.cat([draw[2] for _, draw in items])
+                    local, new = self._relabel(
+                        maps[s_type], cand, count[s_type], hop == self.num_hops - 1
+                    )
+                    if new.numel():
+                        n_id[s_type].append(new)
+                        new_local = self._ar(count[s_type] + new.numel())[
+                            count[s_type] :
+                        ]
+                        count[s_type] += new.numel()
+                        hop_nodes[s_type][hop + 1] = new.numel()
+                        next_frontier[s_type] = (new, new_local)
+                    start = 0
+                    for grp, (slots, sizes, nbr, dst_loc, pos) in items:
+                        end = start + nbr.numel()
+                        src_loc = local[start:end] if len(items) > 1 else local
+                        start = end
+                        if len(slots) == 1:
+                            pieces = [(src_loc, dst_loc, pos)]
+                        else:
+                            pieces = zip(
+                                src_loc.split(sizes),
+                                dst_loc.split(sizes),
+                                pos.split(sizes),
+                                strict=True,
+                            )
+                        for slot, size, (a, b, c) in zip(
+                            slots, sizes, pieces, strict=True
+                        ):
+                            et = grp.edge_types[slot]
+                            src_parts[et].append(a)
+                            dst_parts[et].append(b)
+                            hop_edges[et][hop] = size
+                            if weighted:
+                                w_parts[et].append(grp.weight.index_select(0, c))
+                frontier = next_frontier
+        finally:
+            for t, parts in n_id.items():
+                for ids in parts:
+                    maps[t].scatter_(0, ids, self._minus(ids.numel()))
+
+        data = HeteroData()
+        for t in graph.num_nodes:
+            store = data.get_node_store(t)
+            parts = n_id[t]
+            if not parts:
+                store.n_id = torch.empty(0, dtype=torch.long)
+            elif len(parts) == 1:
+                store.n_id = parts[0].long()
+            else:
+                store.n_id = torch.cat(parts).long()
+            store.num_nodes = count[t]
+            store.num_sampled_nodes = hop_nodes[t]
+            if t in seeds:
+                store.batch_size = seeds[t].numel()
+        for et in graph.edge_types:
+            store = data.get_edge_store(*et)
+            parts = src_parts[et] + dst_parts[et]
+            if not parts:
+                store.edge_index = torch.empty(2, 0, dtype=torch.long)
+            else:
+                store.edge_index = torch.cat(parts).long().view(2, -1)
+            store.num_sampled_edges = hop_edges[et]
+            if weighted:
+                w = w_parts[et]
+                store.edge_weight = (
+                    torch.cat(w) if w else torch.empty(0, dtype=torch.float32)
+                )
+        return data
+
+    def _col(self, m: int) -> Tensor:
+        """``arange(m)`` as a column ``[m, 1]``."""
+        return self._ar(m).unsqueeze(1)
+
+    def _minus(self, n: int) -> Tensor:
+        if self._minus_one.numel() < n:
+            self._minus_one = torch.full(
+                (max(n, 2 * self._minus_one.numel()),), -1, dtype=torch.int32
+            )
+        return self._minus_one[:n]
+
+    def _relabel(
+        self, mapping: Tensor, cand: Tensor, num_prev: int, last: bool
+    ) -> tuple[Tensor, Tensor]:
+        """Local ids of ``cand``; unseen ids get new local ids ``num_prev, ...``.
+
+        Returns ``(local ids, new global ids in local-id order)``. With ``last``
+        the map is not updated with the new ids (no later hop looks them up), only
+        left dirty at their entries, which the caller resets through ``n_id``.
+        """
+        local = mapping.index_select(0, cand)
+        is_new = local < 0
+        new = cand.masked_select(is_new)
+        if new.numel() == 0:
+            return local, new
+        # Deduplicate the new ids: one writer wins per id (CPU scatter on a 1-D
+        # tensor runs serially, so the winner is deterministic).
+        order = self._ar(new.numel())
+        mapping.scatter_(0, new, order)
+        winner = mapping.index_select(0, new)
+        first = winner == order
+        uniq = new.masked_select(first)
+        # Local id of every new candidate = num_prev + rank of its winner.
+        rank = torch.cumsum(first, 0, dtype=torch.int32)
+        rank += num_prev - 1
+        local.masked_scatter_(is_new, rank.index_select(0, winner))
+        if not last:
+            mapping.scatter_(0, uniq, self._ar(num_prev + uniq.numel())[num_prev:])
+        return local, uniq
+
+    def _draw(
+        self, grp: _Group, plan: _HopPlan, glob: Tensor, loc: Tensor
+    ) -> list[_Draw]:
+        """In-neighbours of the frontier ``glob`` (local ids ``loc``) along the
+        relations of ``grp``, as ``(slots, sizes, neighbour global ids, frontier
+        local id per edge, positions in grp.indices)``; the edges of relation
+        ``slots[i]`` are the ``i``-th ``sizes[i]``-long chunk."""
+        out: list[_Draw] = []
+        indptr, indices = grp.indptr, grp.indices
+        num_rel = len(grp.edge_types)
+        num = glob.numel()
+        if plan.sampled:
+            m = len(plan.sampled)
+            kmax = max(plan.ks)
+            # Rows [m, num]: relation-major, so that every relation's edges come
+            # out contiguous; the storage is node-major, so the m rows of a node
+            # share cache lines across the m passes.
+            if num_rel == 1:
+                rows = glob
+            elif m == num_rel:
+                rows = ((glob * num_rel).unsqueeze(0) + self._col(m)).view(-1)
+            else:
+                rows = ((glob * num_rel).unsqueeze(0) + plan.slots).view(-1)
+            start = indptr.index_select(0, rows)
+            deg = indptr[1:].index_select(0, rows) - start
+            cap: int | Tensor = (
+                kmax if plan.kvec is None else plan.kvec.repeat_interleave(num)
+            )
+            rnd = torch.from_numpy(self.rng.random((num * m, kmax)))
+            slots = self._ar(kmax)
+            if self.replace:
+                take = torch.where(deg > 0, cap, 0)
+                off = (rnd * deg.unsqueeze(1)).long()
+                off = torch.minimum(off, (deg - 1).unsqueeze(1))
+            else:
+                # Vectorised Floyd: a uniform take-subset of range(deg) per row,
+                # take = min(deg, k). The draws do not depend on earlier picks;
+                # only the collision fix-up runs sequentially over the k slots.
+                take = deg.clamp(max=cap) if isinstance(cap, int) else deg.minimum(cap)
+                top = (deg - take).unsqueeze(1) + slots  # Floyd's j per slot
+                off = (rnd * (top + 1)).long()
+                torch.minimum(off, top, out=off)
+                for i in range(1, kmax):
+                    col = off[:, i]
+                    if i == 1:
+                        dup = off[:, 0] == col
+                    else:
+                        dup = (off[:, :i] == col.unsqueeze(1)).any(1)
+                    off[:, i] = torch.where(dup, top[:, i], col)
+            off += start.unsqueeze(1)
+            # The valid draws of a row are its first `take` slots.
+            pos = off.masked_select(slots < take.unsqueeze(1))
+            loc_rows = loc if m == 1 else loc.repeat(m)
+            dst_loc = loc_rows.repeat_interleave(take, output_size=pos.numel())
+            nbr = indices.index_select(0, pos)
+            sizes = [pos.numel()] if m == 1 else take.view(m, num).sum(1).tolist()
+            out.append((plan.sampled, sizes, nbr, dst_loc, pos))
+        for slot in plan.full:
+            rows = glob * num_rel + slot
+            start = indptr.index_select(0, rows).long()
+            deg = indptr[1:].index_select(0, rows) - start
+            total = int(deg.sum())
+            dst_loc = torch.repeat_interleave(loc, deg, output_size=total)
+            shift = torch.cumsum(deg, 0) - deg - start
+            pos = torch.arange(total) - torch.repeat_interleave(
+                shift, deg, output_size=total
+            )
+            out.append(([slot], [total], indices.index_select(0, pos), dst_loc, pos))
+        return out
+
+
+def _fuse_node_major(
+    parts: list[tuple[Tensor, Tensor, Tensor | None]], num_dst: int
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Interleave ``m`` CSRs over the same rows into one with rows ``v * m + j``."""
+    if len(parts) == 1:
+        return parts[0]
+    m = len(parts)
+    deg = torch.stack([p[0].diff() for p in parts], dim=1).view(-1)  # [num_dst*m]
+    indptr = torch.zeros(num_dst * m + 1, dtype=torch.long)
+    torch.cumsum(deg, 0, out=indptr[1:])
+    total = int(indptr[-1])
+    indices = torch.empty(total, dtype=torch.int32)
+    weighted = parts[0][2] is not None
+    weight = torch.empty(total, dtype=torch.float32) if weighted else None
+    for j, (ip, ix, w) in enumerate(parts):
+        rows = torch.repeat_interleave(
+            torch.arange(num_dst), ip.diff(), output_size=ix.numel()
+        )
+        dest = indptr[rows * m + j] + (torch.arange(ix.numel()) - ip[rows])
+        indices[dest] = ix
+        if weight is not None:
+            weight[dest] = w
+    return indptr, indices, weight
+
+
+def _check_ids(ids: Any, n: int, what: str) -> Tensor:
+    ids = torch.as_tensor(ids)
+    if ids.dim() != 1 or ids.is_floating_point() or ids.dtype == torch.bool:
+        raise ValueError(
+            f"{what} must be a 1-D integer tensor "
+            f"(got shape {tuple(ids.shape)}, dtype {ids.dtype})"
+        )
+    ids = ids.long()
+    if ids.numel():
+        bad = (ids < 0) | (ids >= n)
+        if bool(bad.any()):
+            raise ValueError(
+                f"{what} has ids out of range [0, {n}), e.g. {ids[bad][:5].tolist()}"
+            )
+    return ids
+
+
+def _parse_fanouts(
+    graph: HeteroCSR, num_neighbors: list[int] | dict[EdgeType, list[int]]
+) -> tuple[int, dict[EdgeType, list[int]]]:
+    if isinstance(num_neighbors, dict):
+        if not num_neighbors:
+            raise ValueError("num_neighbors must not be an empty dict")
+        unknown = [et for et in num_neighbors if tuple(et) not in graph.indptr]
+        if unknown:
+            raise ValueError(
+                f"num_neighbors has unknown edge types {unknown} "
+                f"(known: {graph.edge_types})"
+            )
+        lists = {tuple(et): list(v) for et, v in num_neighbors.items()}
+        lengths = {len(v) for v in lists.values()}
+        if len(lengths) != 1:
+            raise ValueError(
+                f"num_neighbors lists must all have the same length (got {lengths})"
+            )
+        hops = lengths.pop()
+        fanouts = {et: lists.get(et, [0] * hops) for et in graph.edge_types}
+    elif isinstance(num_neighbors, (list, tuple)):
+        hops = len(num_neighbors)
+        fanouts = {et: list(num_neighbors) for et in graph.edge_types}
+    else:
+        raise ValueError(
+            "num_neighbors must be a list or a dict of lists "
+            f"(got {type(num_neighbors).__name__})"
+        )
+    if hops == 0:
+        raise ValueError("num_neighbors must define at least one hop")
+    for et, values in fanouts.items():
+        for v in values:
+            if isinstance(v, bool) or not isinstance(v, int) or v < -1:
+                raise ValueError(
+                    f"num_neighbors[{et}] must hold ints >= -1 (got {values})"
+                )
+    return hops, fanouts  # type: ignore[return-value]
