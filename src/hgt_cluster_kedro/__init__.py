@@ -1,4 +1,3 @@
-"""hgt-cluster-kedro
-"""
+"""hgt-cluster-kedro: user embeddings and clusters on heterogeneous graphs."""
 
-__version__ = "0.1"
+__version__ = "0.1.0"
