@@ -11,6 +11,9 @@ export KEDRO_DISABLE_TELEMETRY := 1
 export DO_NOT_TRACK := 1
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
+# shared machines: idle OpenMP threads sleep instead of spinning (3-6x faster
+# torch kernels when cores are oversubscribed, see benchmarks/bench_twhin.py)
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: setup run test lint format viz bench clean-data
 

@@ -6,7 +6,7 @@ from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline
 
 #: Pipelines of the default run (``kedro run`` / ``make run``), in data order.
-DEFAULT_PIPELINES = ("data_generation", "graph")
+DEFAULT_PIPELINES = ("data_generation", "graph", "twhin")
 
 
 def register_pipelines() -> dict[str, Pipeline]:

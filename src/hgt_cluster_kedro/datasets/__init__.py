@@ -3,5 +3,11 @@
 from .graph_artifact_dataset import GraphArtifactDataset
 from .parquet_parts_dataset import ParquetPartsDataset
 from .parquet_table_set_dataset import ParquetTableSetDataset
+from .safetensors_dataset import SafetensorsDataset
 
-__all__ = ["GraphArtifactDataset", "ParquetPartsDataset", "ParquetTableSetDataset"]
+__all__ = [
+    "GraphArtifactDataset",
+    "ParquetPartsDataset",
+    "ParquetTableSetDataset",
+    "SafetensorsDataset",
+]

@@ -1,0 +1,227 @@
+"""Pickle-free, atomic training checkpoints (safetensors + JSON metadata).
+
+A checkpoint is one ``.safetensors`` file: tensors (model, optimiser state, RNG
+state) plus a JSON document in the header. Nested state dicts (e.g.
+``optimizer.state_dict()``) are flattened by :func:`flatten_state` into tensors
+and a JSON skeleton that keeps key types (int keys of ``state``), tuples and
+scalars, and rebuilt exactly by :func:`unflatten_state`. Files are written to a
+temporary file in the same directory, flushed to disk and moved into place with
+``os.replace``, so a crash never leaves a partial checkpoint under the final
+name. Nothing here is specific to a model; every trainer of the project reuses
+it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "atomic_write",
+    "checkpoint_path",
+    "flatten_state",
+    "latest_checkpoint",
+    "list_checkpoints",
+    "load_checkpoint",
+    "prune_checkpoints",
+    "save_checkpoint",
+    "unflatten_state",
+]
+
+_META_KEY = "checkpoint"
+_TENSOR = "__tensor__"
+_TUPLE = "__tuple__"
+_DICT = "__dict__"
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp_path)`` then atomically move the file to ``path``.
+
+    The temporary file lives in the directory of ``path`` (so ``os.replace`` is
+    a rename on the same file system) and is removed if ``write`` fails.
+
+    Args:
+        path: final file name; its directory is created if missing.
+        write: function writing the whole file to the path it is given.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
+    )
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def flatten_state(state: Any, prefix: str = "") -> tuple[dict[str, Tensor], Any]:
+    """Split a nested state (dicts, lists, tuples, tensors, scalars) in two.
+
+    Args:
+        state: e.g. ``optimizer.state_dict()`` or ``module.state_dict()``.
+        prefix: prefix of the tensor keys (keeps several states apart in one file).
+
+    Returns:
+        ``(tensors, skeleton)``: tensors keyed ``prefix + path`` (contiguous CPU
+        clones, safe for safetensors), and a JSON-serialisable skeleton where each
+        tensor is replaced by ``{"__tensor__": key}``.
+    """
+    tensors: dict[str, Tensor] = {}
+
+    def walk(obj: Any, path: str) -> Any:
+        if isinstance(obj, Tensor):
+            key = prefix + path
+            tensors[key] = obj.detach().to("cpu").contiguous().clone()
+            return {_TENSOR: key}
+        if isinstance(obj, Mapping):
+            items = []
+            for k, v in obj.items():
+                if not isinstance(k, (str, int)) or isinstance(k, bool):
+                    raise ValueError(
+                        f"state keys must be str or int (got {k!r} at {path!r})"
+                    )
+                items.append([k, walk(v, f"{path}/{k}" if path else str(k))])
+            return {_DICT: items}
+        if isinstance(obj, tuple):
+            return {_TUPLE: [walk(v, f"{path}/{i}") for i, v in enumerate(obj)]}
+        if isinstance(obj, list):
+            return [walk(v, f"{path}/{i}") for i, v in enumerate(obj)]
+        if obj is None or isinstance(obj, (bool, int, float, str)):
+            return obj
+        raise ValueError(
+            f"cannot checkpoint value of type {type(obj).__name__} at {path!r}"
+        )
+
+    return tensors, walk(state, "")
+
+
+def unflatten_state(tensors: Mapping[str, Tensor], skeleton: Any) -> Any:
+    """Inverse of :func:`flatten_state`.
+
+    Args:
+        tensors: the tensors (at least those the skeleton refers to).
+        skeleton: the skeleton returned by :func:`flatten_state`.
+    """
+
+    def build(obj: Any) -> Any:
+        if isinstance(obj, dict):
+            if _TENSOR in obj:
+                key = obj[_TENSOR]
+                if key not in tensors:
+                    raise ValueError(f"checkpoint is missing tensor {key!r}")
+                return tensors[key]
+            if _TUPLE in obj:
+                return tuple(build(v) for v in obj[_TUPLE])
+            if _DICT in obj:
+                return {k: build(v) for k, v in obj[_DICT]}
+            raise ValueError(f"malformed checkpoint skeleton node: {sorted(obj)}")
+        if isinstance(obj, list):
+            return [build(v) for v in obj]
+        return obj
+
+    return build(skeleton)
+
+
+def save_checkpoint(
+    path: str | Path, tensors: Mapping[str, Tensor], metadata: Mapping[str, Any]
+) -> Path:
+    """Write ``tensors`` and JSON ``metadata`` to one safetensors file, atomically.
+
+    Args:
+        path: destination file (``.safetensors``).
+        tensors: flat name -> tensor mapping (see :func:`flatten_state`).
+        metadata: JSON-serialisable document stored in the file header.
+    """
+    from safetensors.torch import save_file
+
+    flat = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    header = {_META_KEY: json.dumps(metadata)}
+    return atomic_write(path, lambda tmp: save_file(flat, str(tmp), metadata=header))
+
+
+def load_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """Read a file written by :func:`save_checkpoint`: ``(tensors, metadata)``.
+
+    Args:
+        path: checkpoint file.
+    """
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"path {str(path)!r} is not a checkpoint file")
+    with safe_open(str(path), framework="pt") as f:
+        header = f.metadata() or {}
+    if _META_KEY not in header:
+        raise ValueError(f"path {str(path)!r} holds no checkpoint metadata")
+    return load_file(str(path)), json.loads(header[_META_KEY])
+
+
+def checkpoint_path(directory: str | Path, prefix: str, epoch: int) -> Path:
+    """``<directory>/<prefix>-epoch<epoch:05d>.safetensors``."""
+    return Path(directory) / f"{prefix}-epoch{int(epoch):05d}.safetensors"
+
+
+def list_checkpoints(directory: str | Path, prefix: str) -> list[tuple[int, Path]]:
+    """``(epoch, path)`` of every checkpoint of ``prefix`` in ``directory``, sorted."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    pattern = re.compile(rf"^{re.escape(prefix)}-epoch(\d+)\.safetensors$")
+    found = []
+    for p in directory.iterdir():
+        m = pattern.match(p.name)
+        if m and p.is_file():
+            found.append((int(m.group(1)), p))
+    return sorted(found)
+
+
+def latest_checkpoint(
+    directory: str | Path, prefix: str, max_epoch: int | None = None
+) -> tuple[int, Path] | None:
+    """The checkpoint with the highest epoch (``<= max_epoch`` if given), or None."""
+    found = [
+        (e, p)
+        for e, p in list_checkpoints(directory, prefix)
+        if max_epoch is None or e <= max_epoch
+    ]
+    return found[-1] if found else None
+
+
+def prune_checkpoints(
+    directory: str | Path, prefix: str, keep: int, current_epoch: int
+) -> None:
+    """Delete checkpoints of ``prefix`` older than the ``keep`` latest up to
+    ``current_epoch`` (checkpoints of later epochs are left alone).
+
+    Args:
+        directory: checkpoint directory.
+        prefix: file name prefix.
+        keep: number of checkpoints to keep (``<= 0`` keeps all).
+        current_epoch: the epoch just written.
+    """
+    if keep <= 0:
+        return
+    for epoch, path in list_checkpoints(directory, prefix):
+        if epoch <= current_epoch - keep:
+            path.unlink(missing_ok=True)
+            logger.debug("Removed old checkpoint %s", path)
