@@ -27,6 +27,9 @@ $(STAMP): pyproject.toml requirements.lock
 
 run: setup
 	$(BIN)/kedro run $(KEDRO_ARGS)
+	@if [ -f data/08_reporting/comparison.md ]; then \
+	  echo; echo "Method comparison (data/08_reporting/comparison.md):"; \
+	  cat data/08_reporting/comparison.md; fi
 
 test: setup lint
 	$(BIN)/pytest $(PYTEST_ARGS)

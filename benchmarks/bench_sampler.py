@@ -4,14 +4,19 @@ Reports, on a 10 M-edge graph (3 relations, 1 M users, 500 k notes; reverse
 relations added, so 20 M stored directed edges):
 
 * CSR build seconds (median of 3) and bytes per stored directed edge;
-* 2-hop node sampling (fanouts [4, 2], 1024 seed users per batch): sampled edges/s,
-  side by side with a gather ceiling measured in the same run -- one
-  ``torch.index_select`` per batch of as many random positions as the batch has
-  sampled edges, from the largest CSR ``indices`` array of the store;
-* link sampling (1024 positives + 1 uniform negative per side): positives/s.
+* 2-hop node sampling (fanouts [4, 2], 1024 seed users per batch): sampled edges/s
+  of the ``numba`` and the ``torch`` backend, side by side with a gather ceiling
+  measured in the same run -- one ``torch.index_select`` per batch of as many
+  random positions as the batch has sampled edges, from the largest CSR
+  ``indices`` array of the store. The three are timed interleaved (one pass of
+  each per repeat, medians), so that load on a shared machine hits them alike;
+* link sampling (1024 positives + 1 uniform negative per side), default backend:
+  positives/s.
 
 The sampler loop runs with ``--threads`` intra-op threads (default 1, as in a
 DataLoader worker; the ceiling uses the same setting); the CSR build uses all cores.
+The numba kernels are compiled (or loaded from numba's cache) before timing; the
+first call's seconds are recorded (``first_call_seconds``).
 
     python benchmarks/bench_sampler.py            # full size
     python benchmarks/bench_sampler.py --quick    # 1 M edges
@@ -64,14 +69,23 @@ def power_law_edges(
 
 def _rate(fn, repeats: int) -> tuple[float, float]:
     """Median over ``repeats`` runs of ``count / seconds`` (``fn`` returns count)."""
-    fn()  # warm-up
-    rates, counts = [], []
+    return _rates({"fn": fn}, repeats)["fn"]
+
+
+def _rates(fns: dict, repeats: int) -> dict[str, tuple[float, float]]:
+    """:func:`_rate` of several functions, run interleaved: one warm-up each, then
+    ``repeats`` rounds of one run of each."""
+    for fn in fns.values():
+        fn()
+    rates: dict[str, list[float]] = {k: [] for k in fns}
+    counts: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        n = fn()
-        rates.append(n / (time.perf_counter() - t0))
-        counts.append(n)
-    return statistics.median(rates), statistics.mean(counts)
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            n = fn()
+            rates[k].append(n / (time.perf_counter() - t0))
+            counts[k].append(n)
+    return {k: (statistics.median(rates[k]), statistics.mean(counts[k])) for k in fns}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -135,26 +149,33 @@ def main(argv: list[str] | None = None) -> None:
     edges = None  # free the COO input
 
     torch.set_num_threads(args.threads)
-    t0 = time.perf_counter()
-    sampler = NeighborSampler(graph, [4, 2], seed=0)
-    init_s = time.perf_counter() - t0
-    print(f"sampler init {init_s:.2f} s, {sampler.nbytes() / 2**20:.0f} MiB extra")
     g = torch.Generator().manual_seed(1)
     batches = [
         torch.randperm(num_users, generator=g)[:1024] for _ in range(args.batches)
     ]
+    samplers = {}
+    for backend in ("numba", "torch"):
+        t0 = time.perf_counter()
+        sampler = NeighborSampler(graph, [4, 2], seed=0, backend=backend)
+        init_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        sampler.sample_nodes({"user": batches[0]})
+        first_s = time.perf_counter() - t0
+        samplers[backend] = (sampler, init_s, first_s)
+        print(
+            f"{backend} sampler init {init_s:.2f} s, first call {first_s:.3f} s, "
+            f"{sampler.nbytes() / 2**20:.0f} MiB extra"
+        )
 
-    def sample_all() -> int:
+    def sample_all(sampler: NeighborSampler) -> int:
         n = 0
         for seeds in batches:
             data = sampler.sample_nodes({"user": seeds})
             n += sum(data[et].edge_index.size(1) for et in data.edge_types)
         return n
 
-    ours, total = _rate(sample_all, args.repeats)
-    per_batch = int(total / len(batches))
-
     # Gather ceiling: same number of random positions per batch, same store.
+    per_batch = sample_all(samplers["numba"][0]) // len(batches)
     et_big = max(graph.edge_types, key=graph.num_edges)
     indices = graph.indices[et_big]
     positions = [
@@ -166,30 +187,60 @@ def main(argv: list[str] | None = None) -> None:
             torch.index_select(indices, 0, pos)
         return per_batch * len(positions)
 
-    ceiling, _ = _rate(gather_all, args.repeats)
-    ratio = ours / ceiling
-    print(
-        f"sampler {ours / 1e6:.2f} M edges/s ({per_batch} edges/batch, "
-        f"{1e3 * per_batch / ours:.2f} ms/batch), ceiling {ceiling / 1e6:.1f} M/s, "
-        f"ratio {ratio:.3f}"
+    rates = _rates(
+        {
+            "numba": lambda: sample_all(samplers["numba"][0]),
+            "torch": lambda: sample_all(samplers["torch"][0]),
+            "ceiling": gather_all,
+        },
+        args.repeats,
     )
+    ceiling = rates["ceiling"][0]
+    for backend in ("numba", "torch"):
+        ours, total = rates[backend]
+        edges = int(total / len(batches))
+        sampler, init_s, first_s = samplers[backend]
+        print(
+            f"{backend}: {ours / 1e6:.2f} M edges/s ({edges} edges/batch, "
+            f"{1e3 * edges / ours:.2f} ms/batch), ceiling {ceiling / 1e6:.1f} M/s, "
+            f"ratio {ours / ceiling:.3f}"
+        )
+        records.append(
+            record(
+                BENCH,
+                "sampled_edges_per_s" + ("" if backend == "numba" else "_torch"),
+                ours,
+                "edges/s",
+                peer="index_select_ceiling",
+                peer_value=ceiling,
+                backend=backend,
+                fanouts=[4, 2],
+                batch_size=1024,
+                edges_per_batch=edges,
+                threads=args.threads,
+                ceiling_array=list(et_big),
+                sampler_init_seconds=init_s,
+                first_call_seconds=first_s,
+                **size,
+            )
+        )
+    speedup = rates["numba"][0] / rates["torch"][0]
+    print(f"numba backend / torch backend: {speedup:.2f}x")
     records.append(
         record(
             BENCH,
-            "sampled_edges_per_s",
-            ours,
+            "sampled_edges_per_s_numba_vs_torch",
+            rates["numba"][0],
             "edges/s",
-            peer="index_select_ceiling",
-            peer_value=ceiling,
+            peer="torch_backend",
+            peer_value=rates["torch"][0],
             fanouts=[4, 2],
             batch_size=1024,
-            edges_per_batch=per_batch,
             threads=args.threads,
-            ceiling_array=list(et_big),
-            sampler_init_seconds=init_s,
             **size,
         )
     )
+    sampler = samplers["numba"][0]
 
     pos_src, pos_dst = graph.to_coo(("user", "like", "note"))
     pick = [torch.randint(0, pos_src.numel(), (1024,), generator=g) for _ in batches]
@@ -204,7 +255,7 @@ def main(argv: list[str] | None = None) -> None:
             return 1024 * len(link_batches)
 
         rate, _ = _rate(links, max(3, args.repeats // 2))
-        print(f"link sampling ({mode}) {rate:,.0f} positives/s")
+        print(f"link sampling ({mode}, numba) {rate:,.0f} positives/s")
         records.append(
             record(
                 BENCH,
@@ -214,6 +265,7 @@ def main(argv: list[str] | None = None) -> None:
                 fanouts=[4, 2],
                 batch_size=1024,
                 num_neg=1,
+                backend="numba",
                 threads=args.threads,
                 **size,
             )
@@ -223,7 +275,7 @@ def main(argv: list[str] | None = None) -> None:
         from torch.profiler import ProfilerActivity, profile
 
         with profile(activities=[ProfilerActivity.CPU]) as prof:
-            sample_all()
+            sample_all(samplers["torch"][0])
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
 
     path = write_results(BENCH, records)

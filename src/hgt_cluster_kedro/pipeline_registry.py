@@ -6,7 +6,14 @@ from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline
 
 #: Pipelines of the default run (``kedro run`` / ``make run``), in data order.
-DEFAULT_PIPELINES = ("data_generation", "graph", "twhin")
+DEFAULT_PIPELINES = (
+    "data_generation",
+    "graph",
+    "twhin",
+    "hgt",
+    "clustering",
+    "evaluation",
+)
 
 
 def register_pipelines() -> dict[str, Pipeline]:

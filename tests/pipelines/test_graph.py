@@ -12,7 +12,7 @@ from hgt_cluster_kedro.graph import GraphArtifact
 
 
 @pytest.mark.slow
-def test_default_pipeline_generates_and_builds_graph(kedro_project):
+def test_generation_then_graph_builds_graph(kedro_project):
     kedro_project.set_params(
         "parameters_graph.yml",
         "graph",
@@ -23,7 +23,7 @@ def test_default_pipeline_generates_and_builds_graph(kedro_project):
             "partition": {"num_parts": 4, "method": "metis", "compare": True},
         },
     )
-    kedro_project.run()
+    kedro_project.run(pipeline_names=["data_generation", "graph"])
     catalog = kedro_project.catalog()
     graph: GraphArtifact = catalog.load("graph")
     inter = catalog.load("interactions")

@@ -1,14 +1,20 @@
-"""Vectorised multi-hop heterogeneous neighbour sampler over a :class:`HeteroCSR`.
+"""Multi-hop heterogeneous neighbour sampler over a :class:`HeteroCSR`.
 
 Stand-in for the sampling step of PyG's ``NeighborLoader`` / ``LinkNeighborLoader``
-(which needs ``pyg-lib`` or ``torch-sparse``): every hop is a fixed number of tensor
-operations per (source type, destination type) pair, with no Python loop over nodes
-or edges.
+(which needs ``pyg-lib`` or ``torch-sparse``), with two backends:
+
+* ``"numba"``: one fused compiled kernel call per hop and (source type,
+  destination type) pair that draws, relabels and emits the local edge index
+  (``_sampler_kernels.py``), as pyg-lib does in C++;
+* ``"torch"``: every hop is a fixed number of tensor operations per pair, with no
+  Python loop over nodes or edges (the fallback without numba, and for tensors
+  not on the CPU).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -19,6 +25,8 @@ from torch_geometric.data import HeteroData
 from hgt_cluster_kedro.graph.csr import EdgeType, HeteroCSR, reverse_edge_type
 
 _NEG_MODES = ("uniform", "in_batch")
+_BACKENDS = ("auto", "numba", "torch")
+_MAP_RENEW = 2**30  # numba backend: map base beyond which the map is refilled
 
 # (relation slots, edges per slot, neighbour ids, frontier local ids, positions)
 _Draw = tuple[list[int], list[int], Tensor, Tensor, Tensor]
@@ -33,6 +41,10 @@ class _HopPlan:
     full: list[int] = field(default_factory=list)  # relation slots with k == -1
     slots: Tensor | None = None  # the sampled relation slots, as a tensor
     kvec: Tensor | None = None  # per-relation k when they differ
+    # numba backend: slots to draw (sampled and full), their k (-1 = all)
+    k_slots: np.ndarray | None = None
+    k_ks: np.ndarray | None = None
+    k_edge_types: list[EdgeType] = field(default_factory=list)
 
 
 @dataclass
@@ -51,6 +63,7 @@ class _Group:
     indices: Tensor
     weight: Tensor | None
     plans: list[_HopPlan]
+    arrays: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # numba views
 
 
 class NeighborSampler:
@@ -71,9 +84,9 @@ class NeighborSampler:
     or a dict ``{edge_type: list}`` (missing edge types are not sampled); the list
     length is the number of hops, ``-1`` means all neighbours and ``0`` none.
     Without replacement a node of in-degree ``deg`` gets exactly ``min(deg, k)``
-    distinct neighbours (uniform ``k``-subsets via a vectorised Floyd algorithm);
-    with replacement ``k`` independent uniform draws (none if ``deg == 0``). Each
-    node is expanded once: at the hop after it was first discovered.
+    distinct neighbours (uniform ``k``-subsets via Floyd's algorithm); with
+    replacement ``k`` independent uniform draws (none if ``deg == 0``). Each node
+    is expanded once: at the hop after it was first discovered.
 
     **Output of** :meth:`sample_nodes`, per node type ``t`` (every node type of the
     graph, possibly empty):
@@ -120,6 +133,18 @@ class NeighborSampler:
         seed: seed of the sampler's own random stream (a NumPy ``PCG64``
             generator); :meth:`state_dict` / :meth:`load_state_dict` save and
             restore it so that a checkpoint resumes the exact batches.
+        backend: ``"numba"`` (fused compiled kernels; needs ``numba`` and CPU
+            tensors), ``"torch"`` (vectorised tensor operations) or ``"auto"``
+            (numba when importable and the graph is on the CPU, else torch). The
+            resolved choice is :attr:`backend`.
+
+    **Randomness.** Both backends draw from the generator only, so a seed (or a
+    restored :meth:`state_dict`) fixes every batch. The torch backend draws a block
+    of uniform floats per hop; the numba backend draws one 63-bit integer per
+    batch that seeds an in-kernel SplitMix64 stream per kernel call (see
+    ``_sampler_kernels``). The backends sample the same distribution but not the
+    same subgraph for a given seed, and the order of the edges within an edge
+    type and of the nodes discovered within a hop differs between them.
 
     Relations sharing ``(src_type, dst_type)`` are fused into one in-neighbour CSR
     at construction (a copy of their ``indices``: 4 bytes per edge, see
@@ -134,9 +159,12 @@ class NeighborSampler:
         *,
         replace: bool = False,
         seed: int = 0,
+        backend: str = "auto",
     ) -> None:
         if not isinstance(graph, HeteroCSR):
             raise ValueError(f"graph must be a HeteroCSR (got {type(graph).__name__})")
+        if backend not in _BACKENDS:
+            raise ValueError(f"backend must be one of {_BACKENDS} (got {backend!r})")
         self.graph = graph
         self.replace = bool(replace)
         self.seed = int(seed)
@@ -153,6 +181,37 @@ class NeighborSampler:
         }
         self._arange = torch.arange(0, dtype=torch.int32)
         self._minus_one = torch.full((0,), -1, dtype=torch.int32)
+        self._kernels = self._resolve_backend(backend)
+        self.backend = "torch" if self._kernels is None else "numba"
+        if self._kernels is not None:
+            # The numba backend never resets its maps: entries below the type's
+            # base are stale (see _sampler_kernels.sample_hop).
+            self._np_maps = {t: m.numpy() for t, m in self._maps.items()}
+            self._map_base = dict.fromkeys(self._maps, 0)
+            no_weight = np.empty(0, dtype=np.float32)
+            for grp in self._groups:
+                w = no_weight if grp.weight is None else grp.weight.numpy()
+                grp.arrays = (grp.indptr.numpy(), grp.indices.numpy(), w)
+
+    def _resolve_backend(self, backend: str) -> ModuleType | None:
+        """The kernels module for the numba backend, ``None`` for torch."""
+        if backend == "torch":
+            return None
+        tensors = [t for g in self._groups for t in (g.indptr, g.indices, g.weight)]
+        tensors += list(self._maps.values())
+        if not all(t.device.type == "cpu" for t in tensors if t is not None):
+            if backend == "numba":
+                raise ValueError("backend='numba' needs the graph on the CPU")
+            return None
+        try:
+            from hgt_cluster_kedro.graph import _sampler_kernels
+        except ImportError as err:
+            if backend == "numba":
+                raise ImportError(
+                    "backend='numba' needs the numba package (pip install numba)"
+                ) from err
+            return None
+        return _sampler_kernels
 
     def _build_groups(self) -> list[_Group]:
         graph = self.graph
@@ -193,11 +252,23 @@ class NeighborSampler:
                 plan.slots = torch.tensor(plan.sampled, dtype=torch.long).unsqueeze(1)
                 if len(set(plan.ks)) > 1:
                     plan.kvec = torch.tensor(plan.ks, dtype=torch.long)
+                if plan.sampled or plan.full:
+                    plan.k_slots = np.array(plan.sampled + plan.full, dtype=np.int64)
+                    plan.k_ks = np.array(
+                        plan.ks + [-1] * len(plan.full), dtype=np.int64
+                    )
+                    plan.k_edge_types = [ets[i] for i in plan.sampled + plan.full]
                 plans.append(plan)
             groups.append(
                 _Group(s_type, d_type, ets, num_dst, indptr, indices, weight, plans)
             )
         return groups
+
+    def _scratch_is_clean(self) -> bool:
+        """Whether no scratch map entry refers to a node of a batch (tests)."""
+        if self._kernels is None:
+            return all(bool((m == -1).all()) for m in self._maps.values())
+        return all(bool((m < self._map_base[t]).all()) for t, m in self._maps.items())
 
     def nbytes(self) -> int:
         """Bytes held by the sampler beyond the graph (fused CSRs, scratch maps)."""
@@ -355,6 +426,8 @@ class NeighborSampler:
         return self._arange[:n]
 
     def _sample(self, seeds: dict[str, Tensor]) -> HeteroData:
+        if self._kernels is not None:
+            return self._sample_numba(seeds)
         graph = self.graph
         maps = self._maps
         weighted = graph.edge_weight is not None
@@ -431,34 +504,173 @@ class NeighborSampler:
                 for ids in parts:
                     maps[t].scatter_(0, ids, self._minus(ids.numel()))
 
-        data = HeteroData()
-        for t in graph.num_nodes:
-            store = data.get_node_store(t)
-            parts = n_id[t]
+        node_ids = {}
+        for t, parts in n_id.items():
             if not parts:
-                store.n_id = torch.empty(0, dtype=torch.long)
+                node_ids[t] = torch.empty(0, dtype=torch.long)
             elif len(parts) == 1:
-                store.n_id = parts[0].long()
+                node_ids[t] = parts[0].long()
             else:
-                store.n_id = torch.cat(parts).long()
-            store.num_nodes = count[t]
-            store.num_sampled_nodes = hop_nodes[t]
-            if t in seeds:
-                store.batch_size = seeds[t].numel()
+                node_ids[t] = torch.cat(parts).long()
+        edge_index = {}
+        weights: dict[EdgeType, Tensor] | None = {} if weighted else None
         for et in graph.edge_types:
-            store = data.get_edge_store(*et)
             parts = src_parts[et] + dst_parts[et]
             if not parts:
-                store.edge_index = torch.empty(2, 0, dtype=torch.long)
+                edge_index[et] = torch.empty(2, 0, dtype=torch.long)
             else:
-                store.edge_index = torch.cat(parts).long().view(2, -1)
-            store.num_sampled_edges = hop_edges[et]
-            if weighted:
+                edge_index[et] = torch.cat(parts).long().view(2, -1)
+            if weights is not None:
                 w = w_parts[et]
-                store.edge_weight = (
-                    torch.cat(w) if w else torch.empty(0, dtype=torch.float32)
-                )
-        return data
+                weights[et] = torch.cat(w) if w else torch.empty(0, dtype=torch.float32)
+        return _hetero_data(
+            seeds,
+            n_id=node_ids,
+            count=count,
+            hop_nodes=hop_nodes,
+            edge_index=edge_index,
+            hop_edges=hop_edges,
+            weights=weights,
+        )
+
+    def _sample_numba(self, seeds: dict[str, Tensor]) -> HeteroData:
+        """:meth:`_sample` with the fused kernels: per hop, one kernel call per
+        (frontier node type, relation group) draws, relabels and emits the edges."""
+        graph = self.graph
+        kernels = self._kernels
+        maps = self._np_maps
+        replace = self.replace
+        weighted = graph.edge_weight is not None
+        n_id: dict[str, list[np.ndarray]] = {t: [] for t in graph.num_nodes}
+        count = dict.fromkeys(graph.num_nodes, 0)
+        hop_nodes = {t: [0] * (self.num_hops + 1) for t in graph.num_nodes}
+        ei_parts: dict[EdgeType, list[np.ndarray]] = {et: [] for et in graph.edge_types}
+        w_parts: dict[EdgeType, list[np.ndarray]] = {et: [] for et in graph.edge_types}
+        hop_edges = {et: [0] * self.num_hops for et in graph.edge_types}
+        # One raw 64-bit draw per batch from the generator seeds every kernel
+        # call's stream (kept to 63 bits: a non-negative int64).
+        seed = self.rng.bit_generator.random_raw() >> 1
+        stream = 0
+        base = self._map_base
+        for t, b in base.items():
+            if b > _MAP_RENEW:  # rare: start the map over
+                maps[t].fill(-1)
+                base[t] = 0
+        written = dict.fromkeys(graph.num_nodes, 0)  # map entries used, per type
+        # type -> (global ids of the nodes to expand, local id of the first one)
+        frontier: dict[str, tuple[np.ndarray, int]] = {}
+        try:
+            for t, ids in seeds.items():
+                arr = np.ascontiguousarray(ids.cpu().numpy())
+                n_id[t].append(arr)
+                written[t] = arr.size
+                dup = kernels.map_seeds(maps[t], base[t], arr)
+                if dup >= 0:
+                    raise ValueError(
+                        f"seeds['{t}'] contains duplicate ids (e.g. {int(arr[dup])})"
+                    )
+                count[t] = hop_nodes[t][0] = arr.size
+                if arr.size:
+                    frontier[t] = (arr, 0)
+
+            last = self.num_hops - 1
+            for hop in range(self.num_hops):
+                first = dict(count)  # local id of the first node found at this hop
+                found: dict[str, list[np.ndarray]] = {}
+                calls = [
+                    (grp, glob, loc0)
+                    for d_type, (glob, loc0) in frontier.items()
+                    for grp in self._groups_by_dst.get(d_type, ())
+                    if grp.plans[hop].k_slots is not None
+                ]
+                for i, (grp, glob, loc0) in enumerate(calls):
+                    plan = grp.plans[hop]
+                    s_type = grp.src_type
+                    # At the last hop, the last call per source type may leave
+                    # its map entries unresolved.
+                    final = hop == last and all(
+                        later.src_type != s_type for later, _, _ in calls[i + 1 :]
+                    )
+                    indptr, indices, weight = grp.arrays  # type: ignore[misc]
+                    out, sizes, new, w = kernels.sample_hop(
+                        indptr,
+                        indices,
+                        weight,
+                        glob,
+                        loc0,
+                        len(grp.edge_types),
+                        plan.k_slots,
+                        plan.k_ks,
+                        replace,
+                        maps[s_type],
+                        base[s_type],
+                        count[s_type],
+                        final,
+                        seed,
+                        stream,
+                    )
+                    stream += 1
+                    sizes = sizes.tolist()
+                    written[s_type] = max(written[s_type], count[s_type] + sum(sizes))
+                    if new.size:
+                        n_id[s_type].append(new)
+                        count[s_type] += new.size
+                        hop_nodes[s_type][hop + 1] += new.size
+                        found.setdefault(s_type, []).append(new)
+                    off = 0
+                    for et, size in zip(plan.k_edge_types, sizes, strict=True):
+                        if size:
+                            end = off + size
+                            ei_parts[et].append(out[2 * off : 2 * end].reshape(2, size))
+                            hop_edges[et][hop] += size
+                            if weighted:
+                                w_parts[et].append(w[off:end])
+                            off = end
+                frontier = {
+                    t: (
+                        parts[0] if len(parts) == 1 else np.concatenate(parts),
+                        first[t],
+                    )
+                    for t, parts in found.items()
+                }
+        finally:
+            for t, w in written.items():
+                base[t] += w  # every entry written in this batch is now stale
+
+        node_ids = {}
+        for t, parts in n_id.items():
+            if not parts:
+                node_ids[t] = torch.empty(0, dtype=torch.long)
+            elif len(parts) == 1:
+                node_ids[t] = torch.from_numpy(parts[0])
+            else:
+                node_ids[t] = torch.from_numpy(np.concatenate(parts))
+        edge_index = {}
+        weights: dict[EdgeType, Tensor] | None = {} if weighted else None
+        for et, parts in ei_parts.items():
+            if not parts:
+                edge_index[et] = torch.empty(2, 0, dtype=torch.long)
+            elif len(parts) == 1:
+                edge_index[et] = torch.from_numpy(parts[0])
+            else:
+                edge_index[et] = torch.from_numpy(np.concatenate(parts, axis=1))
+            if weights is not None:
+                w = w_parts[et]
+                if not w:
+                    weights[et] = torch.empty(0, dtype=torch.float32)
+                else:
+                    weights[et] = torch.from_numpy(
+                        w[0] if len(w) == 1 else np.concatenate(w)
+                    )
+        return _hetero_data(
+            seeds,
+            n_id=node_ids,
+            count=count,
+            hop_nodes=hop_nodes,
+            edge_index=edge_index,
+            hop_edges=hop_edges,
+            weights=weights,
+        )
 
     def _col(self, m: int) -> Tensor:
         """``arange(m)`` as a column ``[m, 1]``."""
@@ -571,6 +783,34 @@ class NeighborSampler:
         return out
 
 
+def _hetero_data(
+    seeds: dict[str, Tensor],
+    *,
+    n_id: dict[str, Tensor],
+    count: dict[str, int],
+    hop_nodes: dict[str, list[int]],
+    edge_index: dict[EdgeType, Tensor],
+    hop_edges: dict[EdgeType, list[int]],
+    weights: dict[EdgeType, Tensor] | None,
+) -> HeteroData:
+    """The output mini-batch. The attributes go straight into the fresh stores'
+    mappings, which is what setting them one by one does (``setattr`` on a
+    storage also clears its attribute caches, empty here) at a third of the
+    cost."""
+    data = HeteroData()
+    for t, ids in n_id.items():
+        attrs = {"n_id": ids, "num_nodes": count[t], "num_sampled_nodes": hop_nodes[t]}
+        if t in seeds:
+            attrs["batch_size"] = seeds[t].numel()
+        data.get_node_store(t)._mapping.update(attrs)
+    for et, ei in edge_index.items():
+        attrs = {"edge_index": ei, "num_sampled_edges": hop_edges[et]}
+        if weights is not None:
+            attrs["edge_weight"] = weights[et]
+        data.get_edge_store(*et)._mapping.update(attrs)
+    return data
+
+
 def _fuse_node_major(
     parts: list[tuple[Tensor, Tensor, Tensor | None]], num_dst: int
 ) -> tuple[Tensor, Tensor, Tensor | None]:
@@ -605,8 +845,9 @@ def _check_ids(ids: Any, n: int, what: str) -> Tensor:
         )
     ids = ids.long()
     if ids.numel():
-        bad = (ids < 0) | (ids >= n)
-        if bool(bad.any()):
+        lo, hi = torch.aminmax(ids)
+        if int(lo) < 0 or int(hi) >= n:
+            bad = (ids < 0) | (ids >= n)
             raise ValueError(
                 f"{what} has ids out of range [0, {n}), e.g. {ids[bad][:5].tolist()}"
             )

@@ -1,4 +1,4 @@
-"""Training loops and checkpoints (no Kedro)."""
+"""Training loops, the torchrun launcher and checkpoints (no Kedro)."""
 
 from .checkpoint import (
     atomic_write,
@@ -8,6 +8,8 @@ from .checkpoint import (
     save_checkpoint,
     unflatten_state,
 )
+from .distributed import join_command, launch, train_distributed
+from .hgt_trainer import HGTTrainConfig, embed_all, load_hgt, save_hgt, train_hgt
 from .twhin_trainer import (
     DenseAdagrad,
     RowAdagrad,
@@ -18,6 +20,14 @@ from .twhin_trainer import (
 
 __all__ = [
     "DenseAdagrad",
+    "HGTTrainConfig",
+    "embed_all",
+    "join_command",
+    "launch",
+    "load_hgt",
+    "save_hgt",
+    "train_distributed",
+    "train_hgt",
     "RowAdagrad",
     "atomic_write",
     "flatten_state",

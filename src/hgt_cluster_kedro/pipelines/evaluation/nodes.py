@@ -1,0 +1,211 @@
+"""Nodes of ``evaluation``: thin wrappers over :mod:`hgt_cluster_kedro.evaluation`.
+
+Every method is scored by the same node on the same split; baselines
+(popularity, random) go through the same ranking metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from hgt_cluster_kedro.embeddings import from_frame
+from hgt_cluster_kedro.evaluation import (
+    cluster_quality,
+    evaluate_u2u2i,
+    popularity_recommend,
+    random_recommend,
+    ranking_metrics,
+    relevant_csr,
+)
+from hgt_cluster_kedro.graph import GraphArtifact
+
+logger = logging.getLogger(__name__)
+
+#: columns of the printed comparison table, in order
+TABLE_METRICS = (
+    "nmi",
+    "ari",
+    "recall@10",
+    "recall@50",
+    "ndcg@50",
+    "hitrate@50",
+    "recall@100",
+    "recall@50_boost_delta",
+    "ndcg@50_boost_delta",
+    "train_seconds",
+)
+
+
+def _pairs(interactions: pd.DataFrame, split: str) -> tuple[np.ndarray, np.ndarray]:
+    part = interactions[interactions["split"] == split]
+    return part["user"].to_numpy(np.int64), part["item"].to_numpy(np.int64)
+
+
+def _test_pairs(
+    interactions: pd.DataFrame, split: str
+) -> tuple[np.ndarray, np.ndarray]:
+    test = _pairs(interactions, split)
+    if len(test[0]) == 0:
+        raise ValueError(
+            f"evaluation.split={split!r}: the interactions table has no {split} "
+            "pairs (too few users with min_history interactions?)"
+        )
+    return test
+
+
+def _truth(
+    graph: GraphArtifact, ground_truth: pd.DataFrame | None, params: dict
+) -> Any:
+    cfg = params.get("ground_truth")
+    if not cfg or ground_truth is None:
+        return None
+    id_col, label_col = cfg["id_column"], cfg["label_column"]
+    missing = [c for c in (id_col, label_col) if c not in ground_truth.columns]
+    if missing:
+        raise ValueError(
+            f"ground truth: columns {missing} not found (evaluation.ground_truth); "
+            f"present: {list(ground_truth.columns)}"
+        )
+    index = pd.Index(ground_truth[id_col]).get_indexer(
+        graph.ids[graph.schema.user_type]
+    )
+    labels = np.full(len(index), -1, dtype=np.int64)
+    known = index >= 0
+    labels[known] = ground_truth[label_col].to_numpy()[index[known]]
+    return labels
+
+
+def evaluate_method(
+    *,
+    user_embeddings: pd.DataFrame,
+    user_clusters: pd.DataFrame,
+    interactions: pd.DataFrame,
+    graph: GraphArtifact,
+    ground_truth: pd.DataFrame,
+    training: dict[str, Any],
+    params: dict[str, Any],
+) -> dict[str, Any]:
+    """u2u2i recall (plain and cluster-boosted) and cluster quality of one method."""
+    user_ids = graph.ids[graph.schema.user_type]
+    emb = from_frame(user_embeddings, user_ids, name="user_embeddings")
+    clusters = user_clusters.set_index("id")["cluster"]
+    missing = ~user_ids.isin(clusters.index)
+    if missing.any():
+        raise ValueError(
+            f"user_clusters: {int(missing.sum())} users have no cluster, e.g. "
+            f"{list(user_ids[missing][:5])}"
+        )
+    labels = clusters.reindex(user_ids).to_numpy(np.int64)
+    n_items = graph.num_nodes[graph.schema.item_type]
+    result = evaluate_u2u2i(
+        emb,
+        _pairs(interactions, "train"),
+        _test_pairs(interactions, params["split"]),
+        n_items,
+        ks=tuple(params["ks"]),
+        m_neighbors=int(params["m_neighbors"]),
+        cluster_labels=labels,
+        cluster_boost=float(params["cluster_boost"]),
+        metric=params.get("metric", "cosine"),
+        backend=params.get("backend", "auto"),
+        faiss_threshold=int(params.get("faiss_threshold", 200_000)),
+        seed=int(params.get("seed", 0)),
+    )
+    truth = _truth(graph, ground_truth, params)
+    known = truth >= 0 if truth is not None else None
+    quality = cluster_quality(
+        labels if truth is None else labels[known],
+        None if truth is None else truth[known],
+        emb if truth is None else emb[known],
+        silhouette_sample=int(params.get("silhouette_sample", 10_000)),
+        seed=int(params.get("seed", 0)),
+    )
+    record = {
+        **quality,
+        **result,
+        "train_seconds": float(training.get("train_seconds", float("nan"))),
+        "peak_memory_mb": float(training.get("peak_memory_mb", float("nan"))),
+    }
+    logger.info(
+        "Recall@50 %.4f, NDCG@50 %.4f, NMI %s",
+        record.get("recall@50", float("nan")),
+        record.get("ndcg@50", float("nan")),
+        record.get("nmi"),
+    )
+    return record
+
+
+def evaluate_baselines(
+    interactions: pd.DataFrame, graph: GraphArtifact, params: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """Popularity and random recommenders scored like every method."""
+    train_u, train_i = _pairs(interactions, "train")
+    test_u, test_i = _test_pairs(interactions, params["split"])
+    n_users = graph.num_nodes[graph.schema.user_type]
+    n_items = graph.num_nodes[graph.schema.item_type]
+    query = np.unique(test_u)
+    ks = tuple(params["ks"])
+    relevant = relevant_csr(test_u, test_i, n_users, n_items)[query]
+    out = {}
+    for name, recs in (
+        (
+            "popularity",
+            popularity_recommend(
+                train_u, train_i, n_items, query, max(ks), n_users=n_users
+            ),
+        ),
+        (
+            "random",
+            random_recommend(
+                train_u,
+                train_i,
+                n_items,
+                query,
+                max(ks),
+                seed=int(params.get("seed", 0)),
+                n_users=n_users,
+            ),
+        ),
+    ):
+        out[name] = ranking_metrics(recs.items, relevant, ks)
+    return out
+
+
+def _fmt(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, bool) or not isinstance(value, float):
+        return str(value)
+    return f"{value:.1f}" if abs(value) >= 10 else f"{value:.4f}"
+
+
+def compare(
+    baselines: dict[str, dict[str, Any]], **methods: dict[str, Any]
+) -> tuple[list[dict[str, Any]], str, Figure]:
+    """One record per method (and baseline), a markdown table and a bar plot."""
+    records = [{"method": name, **metrics} for name, metrics in methods.items()]
+    records += [{"method": name, **metrics} for name, metrics in baselines.items()]
+    header = "| method | " + " | ".join(TABLE_METRICS) + " |"
+    rule = "|---|" + "---:|" * len(TABLE_METRICS)
+    rows = [
+        f"| {r['method']} | " + " | ".join(_fmt(r.get(m)) for m in TABLE_METRICS) + " |"
+        for r in records
+    ]
+    table = "\n".join([header, rule, *rows]) + "\n"
+    logger.info("Method comparison:\n%s", table)
+    fig = Figure(figsize=(9, 3.5))
+    axes = fig.subplots(1, 3)
+    names = [r["method"] for r in records]
+    for ax, metric in zip(axes, ("recall@50", "ndcg@50", "nmi"), strict=True):
+        values = [float(r.get(metric) or 0.0) for r in records]
+        ax.barh(names, values, color="tab:blue")
+        ax.set_title(metric)
+        ax.invert_yaxis()
+    fig.tight_layout()
+    return records, table, fig

@@ -1,0 +1,61 @@
+"""``hgt`` through a real KedroSession: torchrun workers, embeddings, summary."""
+
+from __future__ import annotations
+
+import socket
+
+import numpy as np
+import pytest
+import yaml
+
+from hgt_cluster_kedro.embeddings import from_frame
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_hgt_pipeline_trains_through_torchrun(kedro_project):
+    params = yaml.safe_load(
+        (kedro_project.root / "conf/base/parameters_hgt.yml").read_text()
+    )
+    hgt = params["hgt"]
+    hgt["train"].update(
+        {
+            "epochs": 1,
+            "max_steps": 4,
+            "batch_size": 64,
+            "progress": False,
+            "val_max_users": 50,
+            "checkpoint_every": 2,
+        }
+    )
+    hgt["launch"].update(
+        {"nproc_per_node": 1, "rdzv_endpoint": f"127.0.0.1:{_free_port()}"}
+    )
+    kedro_project.set_params("parameters_hgt.yml", "hgt", hgt)
+    kedro_project.set_params(
+        "parameters_graph.yml",
+        "graph",
+        {
+            **yaml.safe_load(
+                (kedro_project.root / "conf/base/parameters_graph.yml").read_text()
+            )["graph"],
+            "partition": {"num_parts": 2, "compare": False},
+        },
+    )
+    kedro_project.run(pipeline_names=["data_generation", "graph", "hgt"])
+    catalog = kedro_project.catalog()
+    graph = catalog.load("graph")
+    users = from_frame(catalog.load("hgt_user_embeddings"), graph.ids["user"], dim=64)
+    assert users.shape == (400, 64) and np.isfinite(users).all()
+    np.testing.assert_allclose(np.linalg.norm(users, axis=1), 1.0, atol=1e-4)
+    summary = catalog.load("hgt_training")
+    assert summary["train_seconds"] > 0 and summary["peak_memory_mb"] > 0
+    model = catalog.load("hgt_model")
+    assert model["metadata"]["hidden"] == 64
+    runs = list((kedro_project.root / "data/06_models/hgt_runs").iterdir())
+    assert len(runs) == 1 and (runs[0] / "hgt_model.safetensors").is_file()
