@@ -50,11 +50,23 @@ def _brute_neighbors(emb, query, m, metric):
 
 
 @pytest.mark.parametrize("metric", ["cosine", "dot"])
-def test_exact_search_matches_bruteforce(planted, metric):
+@pytest.mark.parametrize(
+    ("precision", "overfetch"), [("fp32", None), ("bf16", None), ("bf16", 1)]
+)
+def test_exact_search_matches_bruteforce(planted, metric, precision, overfetch):
+    """bf16 screening is verified and redone where unproven (overfetch=1 forces
+    many redos): the same neighbours as float32."""
     emb = planted["emb"]
     query = np.array([0, 5, 399, 17, 5])
     nbr, sim = top_m_similar(
-        emb, query, 7, metric=metric, backend="exact", chunk_size=2
+        emb,
+        query,
+        7,
+        metric=metric,
+        backend="exact",
+        chunk_size=2,
+        precision=precision,
+        overfetch=overfetch,
     )
     ref_idx, ref_sim = _brute_neighbors(emb, query, 7, metric)
     np.testing.assert_allclose(sim, ref_sim, rtol=1e-4, atol=1e-4)
@@ -273,3 +285,12 @@ def test_input_errors(planted):
         top_m_similar(emb, None, 5, backend="annoy")
     with pytest.raises(ValueError, match=r"cluster_labels has shape \(3,\)"):
         evaluate_u2u2i(emb, train, test, n_items, cluster_labels=np.zeros(3, int))
+
+
+def test_rows_without_candidates_are_padded():
+    train = interactions_csr([1], [2], n_users=4, n_items=5)
+    nbr = np.array([[1, 2], [2, 3], [3, 2]])  # users 2 and 3 have no train items
+    sims = np.full((3, 2), 0.9, dtype=np.float32)
+    recs = recommend_from_neighbors(nbr, sims, np.array([0, 1, 2]), train, 2)
+    assert recs.items.tolist() == [[2, -1], [-1, -1], [-1, -1]]
+    assert np.isneginf(recs.scores[1:]).all()

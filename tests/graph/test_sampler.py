@@ -1,10 +1,14 @@
-"""Tests for the vectorised neighbour sampler."""
+"""Tests for the neighbour sampler (numba and torch backends)."""
 
 from __future__ import annotations
+
+import importlib.util
+import pickle
 
 import pytest
 import torch
 
+from hgt_cluster_kedro.graph import sampler as sampler_module
 from hgt_cluster_kedro.graph.csr import HeteroCSR, reverse_edge_type
 from hgt_cluster_kedro.graph.sampler import NeighborSampler
 
@@ -12,6 +16,26 @@ from .conftest import edge_set
 
 LIKE = ("user", "like", "note")
 REV_LIKE = ("note", "rev_like", "user")
+
+HAVE_NUMBA = importlib.util.find_spec("numba") is not None
+needs_numba = pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed")
+BACKENDS = [pytest.param("numba", marks=needs_numba), "torch"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _compiled_kernels():
+    """Compile (or load from numba's cache) the kernels once per module, so that
+    no test pays the JIT compile."""
+    if HAVE_NUMBA:
+        graph = HeteroCSR.from_coo({"user": 3, "note": 2}, {LIKE: ([0, 1], [1, 0])})
+        NeighborSampler(graph, [1, 1], backend="numba").sample_nodes(
+            {"user": torch.tensor([0])}
+        )
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request) -> str:
+    return request.param
 
 
 def global_edges(data, et):
@@ -58,8 +82,8 @@ def assert_fanouts(graph, data, fanouts, replace=False):
         assert torch.equal(got, expected), et
 
 
-def test_sampled_edges_exist_with_direction(small_graph):
-    sampler = NeighborSampler(small_graph, [4, 3], seed=1)
+def test_sampled_edges_exist_with_direction(small_graph, backend):
+    sampler = NeighborSampler(small_graph, [4, 3], seed=1, backend=backend)
     seeds = torch.tensor([5, 0, 42, 7, 499])
     data = sampler.sample_nodes({"user": seeds})
     assert_edges_exist(small_graph, data)
@@ -72,30 +96,32 @@ def test_sampled_edges_exist_with_direction(small_graph):
     assert int(ei[1].max()) < seeds.numel()  # hop-0 targets are the seeds
 
 
-def test_fanouts_exact_without_replacement(small_graph):
+def test_fanouts_exact_without_replacement(small_graph, backend):
     fanouts = [4, 3]
-    sampler = NeighborSampler(small_graph, fanouts, seed=3)
+    sampler = NeighborSampler(small_graph, fanouts, seed=3, backend=backend)
     data = sampler.sample_nodes({"user": torch.arange(0, 500, 7)})
     per_et = {et: fanouts for et in small_graph.edge_types}
     assert_fanouts(small_graph, data, per_et)
     assert data["user"].num_sampled_nodes[2] > 0  # two hops actually happened
 
 
-def test_fanouts_with_replacement(small_graph):
-    sampler = NeighborSampler(small_graph, [3, 2], replace=True, seed=3)
+def test_fanouts_with_replacement(small_graph, backend):
+    sampler = NeighborSampler(
+        small_graph, [3, 2], replace=True, seed=3, backend=backend
+    )
     data = sampler.sample_nodes({"note": torch.arange(0, 800, 11)})
     assert_edges_exist(small_graph, data)
     per_et = {et: [3, 2] for et in small_graph.edge_types}
     assert_fanouts(small_graph, data, per_et, replace=True)
 
 
-def test_all_neighbours_and_per_relation_fanouts(tiny_graph):
+def test_all_neighbours_and_per_relation_fanouts(tiny_graph, backend):
     fanouts = {
         ("note", "rev_like", "user"): [-1, 0],
         ("note", "rev_comment", "user"): [2, 0],
         ("user", "like", "note"): [0, 1],
     }
-    sampler = NeighborSampler(tiny_graph, fanouts, seed=0)
+    sampler = NeighborSampler(tiny_graph, fanouts, seed=0, backend=backend)
     data = sampler.sample_nodes({"user": torch.tensor([3, 9, 1])})
     assert_edges_exist(tiny_graph, data)
     full = {et: fanouts.get(et, [0, 0]) for et in tiny_graph.edge_types}
@@ -104,18 +130,18 @@ def test_all_neighbours_and_per_relation_fanouts(tiny_graph):
     assert data[("note", "rev_create", "user")].edge_index.shape == (2, 0)
 
 
-def test_mixed_fanouts_within_a_group(small_graph):
+def test_mixed_fanouts_within_a_group(small_graph, backend):
     fanouts = {et: [2, 1] for et in small_graph.edge_types}
     fanouts[("note", "rev_comment", "user")] = [5, -1]
     fanouts[("user", "create", "note")] = [1, 3]
-    sampler = NeighborSampler(small_graph, fanouts, seed=2)
+    sampler = NeighborSampler(small_graph, fanouts, seed=2, backend=backend)
     data = sampler.sample_nodes({"user": torch.arange(0, 500, 25)})
     assert_edges_exist(small_graph, data)
     assert_fanouts(small_graph, data, fanouts)
 
 
-def test_seeds_first_and_n_id_unique(small_graph):
-    sampler = NeighborSampler(small_graph, [3, 3], seed=0)
+def test_seeds_first_and_n_id_unique(small_graph, backend):
+    sampler = NeighborSampler(small_graph, [3, 3], seed=0, backend=backend)
     seeds = torch.tensor([17, 3, 250, 8])
     data = sampler.sample_nodes({"user": seeds, "note": torch.tensor([5])})
     assert torch.equal(data["user"].n_id[:4], seeds)
@@ -127,19 +153,21 @@ def test_seeds_first_and_n_id_unique(small_graph):
         assert sum(data[t].num_sampled_nodes) == n_id.numel() == data[t].num_nodes
 
 
-def test_sampler_state_is_clean_between_batches(small_graph):
-    sampler = NeighborSampler(small_graph, [3, 2], seed=0)
+def test_sampler_state_is_clean_between_batches(small_graph, backend):
+    sampler = NeighborSampler(small_graph, [3, 2], seed=0, backend=backend)
     for start in range(3):
         data = sampler.sample_nodes({"user": torch.arange(start, 500, 50)})
         assert_edges_exist(small_graph, data)
     assert sampler._scratch_is_clean()
 
 
-def test_reproducible_per_seed(small_graph):
+def test_reproducible_per_seed(small_graph, backend):
     seeds = {"user": torch.arange(0, 500, 9)}
 
     def edges(seed):
-        data = NeighborSampler(small_graph, [4, 2], seed=seed).sample_nodes(seeds)
+        data = NeighborSampler(
+            small_graph, [4, 2], seed=seed, backend=backend
+        ).sample_nodes(seeds)
         return [data[t].n_id for t in data.node_types] + [
             data[et].edge_index for et in data.edge_types
         ]
@@ -153,13 +181,13 @@ def test_reproducible_per_seed(small_graph):
     assert not all(other)
 
 
-def test_state_dict_resumes_stream(small_graph):
+def test_state_dict_resumes_stream(small_graph, backend):
     seeds = {"user": torch.arange(0, 500, 13)}
-    a = NeighborSampler(small_graph, [3, 2], seed=11)
+    a = NeighborSampler(small_graph, [3, 2], seed=11, backend=backend)
     a.sample_nodes(seeds)
     state = a.state_dict()
     expected = a.sample_nodes(seeds)
-    b = NeighborSampler(small_graph, [3, 2], seed=0)
+    b = NeighborSampler(small_graph, [3, 2], seed=0, backend=backend)
     b.load_state_dict(state)
     got = b.sample_nodes(seeds)
     for et in small_graph.edge_types:
@@ -168,7 +196,7 @@ def test_state_dict_resumes_stream(small_graph):
         b.load_state_dict({})
 
 
-def test_edge_weights_follow_sampled_edges():
+def test_edge_weights_follow_sampled_edges(backend):
     g = torch.Generator().manual_seed(0)
     src = torch.randint(0, 30, (400,), generator=g)
     dst = torch.randint(0, 40, (400,), generator=g)
@@ -178,7 +206,7 @@ def test_edge_weights_follow_sampled_edges():
     graph = HeteroCSR.from_coo(
         {"user": 30, "note": 40}, {LIKE: (src, dst)}, weights={LIKE: weight}
     )
-    data = NeighborSampler(graph, [3, 2], seed=0).sample_nodes(
+    data = NeighborSampler(graph, [3, 2], seed=0, backend=backend).sample_nodes(
         {"user": torch.arange(10)}
     )
     for et in graph.edge_types:
@@ -188,7 +216,7 @@ def test_edge_weights_follow_sampled_edges():
     assert data[REV_LIKE].edge_weight.numel() > 0
 
 
-def test_relation_without_twin_and_same_type_relation():
+def test_relation_without_twin_and_same_type_relation(backend):
     g = torch.Generator().manual_seed(0)
     follow = ("user", "follows", "user")
     edges = {
@@ -202,7 +230,7 @@ def test_relation_without_twin_and_same_type_relation():
         ),
     }
     graph = HeteroCSR.from_coo({"user": 40, "note": 60}, edges, add_reverse=False)
-    sampler = NeighborSampler(graph, [3, 2], seed=0)
+    sampler = NeighborSampler(graph, [3, 2], seed=0, backend=backend)
     data = sampler.sample_nodes({"note": torch.tensor([1, 2, 3])})
     assert_edges_exist(graph, data)
     assert_fanouts(graph, data, {et: [3, 2] for et in graph.edge_types})
@@ -215,11 +243,11 @@ def _involved(data, et):
 
 
 @pytest.mark.parametrize("neg_mode", ["uniform", "in_batch"])
-def test_link_sampling(small_graph, neg_mode):
+def test_link_sampling(small_graph, neg_mode, backend):
     src, dst = small_graph.to_coo(LIKE)
     pick = torch.arange(0, src.numel(), 97)[:40]
     src, dst = src[pick], dst[pick]
-    sampler = NeighborSampler(small_graph, [3, 2], seed=4)
+    sampler = NeighborSampler(small_graph, [3, 2], seed=4, backend=backend)
     data = sampler.sample_links(LIKE, src, dst, num_neg=3, neg_mode=neg_mode)
     users, notes = _involved(data, LIKE)
     # Index tensors map back to the given positives.
@@ -247,25 +275,25 @@ def test_link_sampling(small_graph, neg_mode):
     assert_edges_exist(small_graph, data)
 
 
-def test_uniform_negatives_resampled_on_dense_graph():
+def test_uniform_negatives_resampled_on_dense_graph(backend):
     # 4 users x 5 notes, every user likes notes 0..3: most draws collide.
     src = torch.arange(4).repeat_interleave(4)
     dst = torch.arange(4).repeat(4)
     graph = HeteroCSR.from_coo({"user": 4, "note": 5}, {LIKE: (src, dst)})
-    sampler = NeighborSampler(graph, [2], seed=0)
+    sampler = NeighborSampler(graph, [2], seed=0, backend=backend)
     data = sampler.sample_links(LIKE, src[:4], dst[:4], num_neg=5, max_rounds=50)
     notes = data["note"].n_id
     assert bool((notes[data.dst_neg_index] == 4).all())
     assert bool(data.dst_neg_mask.all())
 
 
-def test_link_sampling_same_type():
+def test_link_sampling_same_type(backend):
     g = torch.Generator().manual_seed(3)
     follow = ("user", "follows", "user")
     s = torch.randint(0, 60, (400,), generator=g)
     d = torch.randint(0, 60, (400,), generator=g)
     graph = HeteroCSR.from_coo({"user": 60}, {follow: (s, d)})
-    sampler = NeighborSampler(graph, [2, 2], seed=0)
+    sampler = NeighborSampler(graph, [2, 2], seed=0, backend=backend)
     data = sampler.sample_links(follow, s[:10], d[:10], num_neg=2)
     users = data["user"].n_id
     assert torch.equal(users[data.src_index], s[:10])
@@ -276,12 +304,12 @@ def test_link_sampling_same_type():
     )
 
 
-def test_removed_edges_are_never_sampled(small_graph):
+def test_removed_edges_are_never_sampled(small_graph, backend):
     src, dst = small_graph.to_coo(LIKE)
     drop = torch.arange(0, src.numel(), 2)
     removed = small_graph.remove_edges(LIKE, src[drop], dst[drop])
     dropped = edge_set(src[drop], dst[drop])
-    sampler = NeighborSampler(removed, [-1, -1], seed=0)
+    sampler = NeighborSampler(removed, [-1, -1], seed=0, backend=backend)
     data = sampler.sample_nodes({"user": torch.arange(0, 500, 3)})
     s, d = global_edges(data, LIKE)
     assert edge_set(s, d).isdisjoint(dropped)
@@ -289,17 +317,17 @@ def test_removed_edges_are_never_sampled(small_graph):
     assert edge_set(rd, rs).isdisjoint(dropped)
     assert len(edge_set(s, d)) > 0 and len(edge_set(rs, rd)) > 0
     # With the full graph the same neighbourhoods do reach dropped edges.
-    full = NeighborSampler(small_graph, [-1, -1], seed=0)
+    full = NeighborSampler(small_graph, [-1, -1], seed=0, backend=backend)
     data = full.sample_nodes({"user": torch.arange(0, 500, 3)})
     assert not edge_set(*global_edges(data, LIKE)).isdisjoint(dropped)
 
 
-def test_remove_one_direction_falls_back_to_transpose(small_graph):
+def test_remove_one_direction_falls_back_to_transpose(small_graph, backend):
     src, dst = small_graph.to_coo(LIKE)
     removed = small_graph.remove_edges(
         LIKE, src[:100], dst[:100], both_directions=False
     )
-    data = NeighborSampler(removed, [-1, -1]).sample_nodes(
+    data = NeighborSampler(removed, [-1, -1], backend=backend).sample_nodes(
         {"user": torch.arange(0, 500, 3)}
     )
     assert_edges_exist(removed, data)
@@ -308,7 +336,7 @@ def test_remove_one_direction_falls_back_to_transpose(small_graph):
     )
 
 
-def test_empty_seeds_and_empty_relations():
+def test_empty_seeds_and_empty_relations(backend):
     graph = HeteroCSR.from_coo(
         {"user": 5, "note": 4, "tag": 0},
         {
@@ -317,7 +345,7 @@ def test_empty_seeds_and_empty_relations():
             ("note", "t", "tag"): ([], []),
         },
     )
-    sampler = NeighborSampler(graph, [2, -1])
+    sampler = NeighborSampler(graph, [2, -1], backend=backend)
     data = sampler.sample_nodes({"user": torch.tensor([], dtype=torch.long)})
     assert data["user"].batch_size == 0 and data["note"].n_id.numel() == 0
     assert all(data[et].edge_index.shape == (2, 0) for et in graph.edge_types)
@@ -327,18 +355,18 @@ def test_empty_seeds_and_empty_relations():
     assert data[REV_LIKE].edge_index.tolist() == [[0], [1]]
 
 
-def test_bad_arguments_raise(tiny_graph):
+def test_bad_arguments_raise(tiny_graph, backend):
     with pytest.raises(ValueError, match="graph"):
-        NeighborSampler("graph", [2])  # type: ignore[arg-type]
+        NeighborSampler("graph", [2], backend=backend)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="num_neighbors"):
-        NeighborSampler(tiny_graph, [2, -2])
+        NeighborSampler(tiny_graph, [2, -2], backend=backend)
     with pytest.raises(ValueError, match="num_neighbors"):
-        NeighborSampler(tiny_graph, [])
+        NeighborSampler(tiny_graph, [], backend=backend)
     with pytest.raises(ValueError, match="unknown edge types"):
-        NeighborSampler(tiny_graph, {("user", "x", "note"): [1]})
+        NeighborSampler(tiny_graph, {("user", "x", "note"): [1]}, backend=backend)
     with pytest.raises(ValueError, match="same length"):
-        NeighborSampler(tiny_graph, {LIKE: [1], REV_LIKE: [1, 2]})
-    sampler = NeighborSampler(tiny_graph, [2])
+        NeighborSampler(tiny_graph, {LIKE: [1], REV_LIKE: [1, 2]}, backend=backend)
+    sampler = NeighborSampler(tiny_graph, [2], backend=backend)
     with pytest.raises(ValueError, match="unknown node type 'item'"):
         sampler.sample_nodes({"item": torch.tensor([0])})
     with pytest.raises(ValueError, match=r"seeds\['user'\].*out of range"):
@@ -357,3 +385,128 @@ def test_bad_arguments_raise(tiny_graph):
     with pytest.raises(ValueError, match="lengths differ"):
         sampler.sample_links(LIKE, [0, 1], [0])
     assert reverse_edge_type(LIKE) == REV_LIKE
+
+
+# ------------------------------------------------------------------ backends
+def test_backend_selection(tiny_graph, monkeypatch):
+    auto = NeighborSampler(tiny_graph, [2])
+    assert auto.backend == ("numba" if HAVE_NUMBA else "torch")
+    assert NeighborSampler(tiny_graph, [2], backend="torch").backend == "torch"
+    with pytest.raises(ValueError, match="backend"):
+        NeighborSampler(tiny_graph, [2], backend="cuda")
+
+    def no_numba():
+        raise ImportError("No module named 'numba'")
+
+    monkeypatch.setattr(sampler_module, "_import_kernels", no_numba)
+    assert NeighborSampler(tiny_graph, [2]).backend == "torch"
+    with pytest.raises(ImportError, match="numba"):
+        NeighborSampler(tiny_graph, [2], backend="numba")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_graph_uses_the_torch_backend(tiny_graph):
+    cuda = HeteroCSR(
+        dict(tiny_graph.num_nodes),
+        {et: t.cuda() for et, t in tiny_graph.indptr.items()},
+        {et: t.cuda() for et, t in tiny_graph.indices.items()},
+    )
+    assert NeighborSampler(cuda, [2]).backend == "torch"
+    with pytest.raises(ValueError, match="CPU"):
+        NeighborSampler(cuda, [2], backend="numba")
+
+
+@needs_numba
+@pytest.mark.parametrize("replace", [False, True])
+def test_numba_and_torch_agree_on_fanout_statistics(small_graph, replace):
+    """Same seeds, both backends: valid samples, the same per-node and per-hop
+    edge counts at hop 0 (they only depend on degrees), exact fanouts."""
+    fanouts = {et: [3, 2] for et in small_graph.edge_types}
+    seeds = {"user": torch.arange(0, 500, 4)}
+    out = {}
+    for backend in ("numba", "torch"):
+        sampler = NeighborSampler(
+            small_graph, [3, 2], replace=replace, seed=5, backend=backend
+        )
+        data = sampler.sample_nodes(seeds)
+        assert_edges_exist(small_graph, data)
+        assert_fanouts(small_graph, data, fanouts, replace=replace)
+        out[backend] = data
+    a, b = out["numba"], out["torch"]
+    for et in small_graph.edge_types:
+        assert a[et].num_sampled_edges[0] == b[et].num_sampled_edges[0]
+        if et[2] == "user":  # hop-0 targets: the seeds, same local ids
+            hop0 = a[et].num_sampled_edges[0]
+            count_a = torch.bincount(a[et].edge_index[1, :hop0], minlength=125)
+            count_b = torch.bincount(b[et].edge_index[1, :hop0], minlength=125)
+            assert torch.equal(count_a, count_b)
+    assert a["user"].num_sampled_nodes[0] == b["user"].num_sampled_nodes[0]
+
+
+@pytest.mark.parametrize(
+    ("degree", "k", "replace"), [(12, 3, False), (30, 10, False), (12, 3, True)]
+)
+def test_neighbour_draws_are_uniform(backend, degree, k, replace):
+    """A user with ``degree`` liked notes, ``k`` drawn per batch: each note's
+    inclusion count over many batches is within 5 sigma of its expectation."""
+    graph = HeteroCSR.from_coo(
+        {"user": 1, "note": degree},
+        {LIKE: (torch.zeros(degree, dtype=torch.long), torch.arange(degree))},
+    )
+    sampler = NeighborSampler(
+        graph, {REV_LIKE: [k]}, replace=replace, seed=1, backend=backend
+    )
+    batches = 600
+    counts = torch.zeros(degree)
+    for _ in range(batches):
+        data = sampler.sample_nodes({"user": torch.tensor([0])})
+        src = data["note"].n_id[data[REV_LIKE].edge_index[0]]
+        assert src.numel() == k
+        if not replace:
+            assert src.unique().numel() == k
+        counts += torch.bincount(src, minlength=degree)
+    draws = batches * k
+    p = 1 / degree
+    expected = draws * p
+    sigma = (draws * p * (1 - p)) ** 0.5  # an upper bound without replacement
+    assert float((counts - expected).abs().max()) < 5 * sigma
+
+
+@pytest.mark.parametrize("replace", [False, True])
+def test_fanouts_above_the_small_k_path(small_graph, backend, replace):
+    # k > 8 takes the kernel's branching Floyd loop (rows with deg <= k: all).
+    sampler = NeighborSampler(
+        small_graph, [12, 9], replace=replace, seed=2, backend=backend
+    )
+    data = sampler.sample_nodes({"user": torch.arange(0, 500, 50)})
+    assert_edges_exist(small_graph, data)
+    per_et = {et: [12, 9] for et in small_graph.edge_types}
+    assert_fanouts(small_graph, data, per_et, replace=replace)
+
+
+@needs_numba
+def test_numba_maps_are_renewed_without_changing_samples(small_graph):
+    seeds = [{"user": torch.arange(s, 500, 7)} for s in range(3)]
+    plain = NeighborSampler(small_graph, [3, 2], seed=9, backend="numba")
+    aged = NeighborSampler(small_graph, [3, 2], seed=9, backend="numba")
+    # Bases just below the renewal threshold, then beyond it after one batch.
+    aged._map_base = dict.fromkeys(aged._map_base, sampler_module._MAP_RENEW - 50)
+    for batch in seeds:
+        a, b = plain.sample_nodes(batch), aged.sample_nodes(batch)
+        for t in small_graph.node_types:
+            assert torch.equal(a[t].n_id, b[t].n_id)
+        for et in small_graph.edge_types:
+            assert torch.equal(a[et].edge_index, b[et].edge_index)
+        assert aged._scratch_is_clean()
+    assert max(aged._map_base.values()) < sampler_module._MAP_RENEW
+
+
+def test_pickled_sampler_continues_the_stream(small_graph, backend):
+    sampler = NeighborSampler(small_graph, [3, 2], seed=4, backend=backend)
+    sampler.sample_nodes({"user": torch.arange(0, 500, 11)})
+    clone = pickle.loads(pickle.dumps(sampler))
+    assert clone.backend == sampler.backend
+    seeds = {"user": torch.arange(3, 500, 13)}
+    a, b = sampler.sample_nodes(seeds), clone.sample_nodes(seeds)
+    for et in small_graph.edge_types:
+        assert torch.equal(a[et].edge_index, b[et].edge_index)

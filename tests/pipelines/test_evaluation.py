@@ -102,9 +102,13 @@ def _check_bad_inputs(small_inputs):
     with pytest.raises(ValueError, match="NaN or infinite values for ids"):
         evaluate_method(**{**small_inputs, "user_embeddings": bad})
     with pytest.raises(ValueError, match="dimension 63 differs from expected 64"):
-        from hgt_cluster_kedro.embeddings import from_frame
-
-        from_frame(bad.drop(columns=["e5"]), bad["id"], dim=64)
+        evaluate_method(
+            **{
+                **small_inputs,
+                "user_embeddings": small_inputs["user_embeddings"].drop(columns=["e5"]),
+                "training": {"embedding_dim": 64},
+            }
+        )
     no_test = small_inputs["interactions"].copy()
     no_test["split"] = pd.Categorical(
         ["train"] * len(no_test), categories=["train", "valid", "test"]

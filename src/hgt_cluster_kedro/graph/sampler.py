@@ -13,6 +13,7 @@ Stand-in for the sampling step of PyG's ``NeighborLoader`` / ``LinkNeighborLoade
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -186,12 +187,35 @@ class NeighborSampler:
         if self._kernels is not None:
             # The numba backend never resets its maps: entries below the type's
             # base are stale (see _sampler_kernels.sample_hop).
-            self._np_maps = {t: m.numpy() for t, m in self._maps.items()}
             self._map_base = dict.fromkeys(self._maps, 0)
-            no_weight = np.empty(0, dtype=np.float32)
-            for grp in self._groups:
-                w = no_weight if grp.weight is None else grp.weight.numpy()
-                grp.arrays = (grp.indptr.numpy(), grp.indices.numpy(), w)
+            self._bind_arrays()
+
+    def _bind_arrays(self) -> None:
+        """NumPy views of the maps and fused CSRs, for the numba kernels."""
+        self._np_maps = {t: m.numpy() for t, m in self._maps.items()}
+        no_weight = np.empty(0, dtype=np.float32)
+        for grp in self._groups:
+            w = no_weight if grp.weight is None else grp.weight.numpy()
+            grp.arrays = (grp.indptr.numpy(), grp.indices.numpy(), w)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickle the tensors only: the kernels module and the NumPy views are
+        # rebuilt on load (views would be pickled as copies).
+        state = self.__dict__.copy()
+        state["_kernels"] = None
+        state.pop("_np_maps", None)
+        copies = {id(g): dataclasses.replace(g, arrays=None) for g in self._groups}
+        state["_groups"] = list(copies.values())
+        state["_groups_by_dst"] = {
+            t: [copies[id(g)] for g in gs] for t, gs in self._groups_by_dst.items()
+        }
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if self.backend == "numba":
+            self._kernels = self._resolve_backend("numba")
+            self._bind_arrays()
 
     def _resolve_backend(self, backend: str) -> ModuleType | None:
         """The kernels module for the numba backend, ``None`` for torch."""
@@ -204,14 +228,13 @@ class NeighborSampler:
                 raise ValueError("backend='numba' needs the graph on the CPU")
             return None
         try:
-            from hgt_cluster_kedro.graph import _sampler_kernels
+            return _import_kernels()
         except ImportError as err:
             if backend == "numba":
                 raise ImportError(
                     "backend='numba' needs the numba package (pip install numba)"
                 ) from err
             return None
-        return _sampler_kernels
 
     def _build_groups(self) -> list[_Group]:
         graph = self.graph
@@ -781,6 +804,13 @@ class NeighborSampler:
             )
             out.append(([slot], [total], indices.index_select(0, pos), dst_loc, pos))
         return out
+
+
+def _import_kernels() -> ModuleType:
+    """The numba kernels (imported on first use: numba is slow to import)."""
+    from hgt_cluster_kedro.graph import _sampler_kernels
+
+    return _sampler_kernels
 
 
 def _hetero_data(

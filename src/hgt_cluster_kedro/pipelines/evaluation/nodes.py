@@ -93,7 +93,12 @@ def evaluate_method(
 ) -> dict[str, Any]:
     """u2u2i recall (plain and cluster-boosted) and cluster quality of one method."""
     user_ids = graph.ids[graph.schema.user_type]
-    emb = from_frame(user_embeddings, user_ids, name="user_embeddings")
+    emb = from_frame(
+        user_embeddings,
+        user_ids,
+        dim=training.get("embedding_dim"),
+        name="user_embeddings",
+    )
     clusters = user_clusters.set_index("id")["cluster"]
     missing = ~user_ids.isin(clusters.index)
     if missing.any():

@@ -118,6 +118,7 @@ def train(
     infer_seconds = time.perf_counter() - start
     summary = {
         "method": "hgt",
+        "embedding_dim": config.hidden,
         "train_seconds": train_seconds,
         "inference_seconds": infer_seconds,
         "peak_memory_mb": max(

@@ -40,6 +40,7 @@ def train(
     user_t, item_t = graph.schema.user_type, graph.schema.item_type
     summary = {
         "method": "twhin",
+        "embedding_dim": model.dim,
         "train_seconds": seconds,
         "peak_memory_mb": peak_rss_mb(),
         "epochs": len(history.get("loss", [])),

@@ -1,0 +1,235 @@
+"""Evaluation harness speed: neighbour search and the full u2u2i evaluation.
+
+Synthetic data with planted communities: user embeddings ``d = 64`` around a
+community centre (or plain Gaussian with ``--random``), about 20 train+test
+interactions per user, 70 % of them on items of the user's community. Timed
+side by side: ``top_m_similar`` with the exact backend (float32, and bf16
+screening + float32 verification) against faiss ``IndexFlatIP`` (exact) and
+HNSW (approximate), and ``evaluate_u2u2i`` with the exact and the faiss
+backends, with the Recall@50 difference between them.
+
+    python benchmarks/bench_evaluation.py            # 100 k users, 50 k items
+    python benchmarks/bench_evaluation.py --quick    # 10 k users, 5 k items
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import median_time, record, write_results  # noqa: E402
+
+from hgt_cluster_kedro.evaluation import evaluate_u2u2i, top_m_similar  # noqa: E402
+
+BENCH = "evaluation"
+
+
+def make_data(
+    n_users: int,
+    n_items: int,
+    *,
+    d: int = 64,
+    per_user: int = 20,
+    n_comm: int = 100,
+    p_comm: float = 0.7,
+    test_fraction: float = 0.2,
+    clustered: bool = True,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """Embeddings, community labels and a random train/test split of the pairs."""
+    rng = np.random.default_rng(seed)
+    comm = rng.integers(0, n_comm, n_users)
+    noise = rng.normal(size=(n_users, d))
+    if clustered:
+        emb = rng.normal(size=(n_comm, d))[comm] + 1.5 * noise
+    else:
+        emb = noise
+    item_comm = rng.integers(0, n_comm, n_items)
+    order = np.argsort(item_comm, kind="stable")
+    bounds = np.searchsorted(item_comm[order], np.arange(n_comm + 1))
+    user = np.repeat(np.arange(n_users), per_user)
+    lo, hi = bounds[comm[user]], bounds[comm[user] + 1]
+    own = order[
+        np.minimum(lo + (rng.random(user.size) * (hi - lo)).astype(int), hi - 1)
+    ]
+    item = np.where(
+        rng.random(user.size) < p_comm, own, rng.integers(0, n_items, user.size)
+    )
+    pairs = np.unique(user * np.int64(n_items) + item)
+    user, item = pairs // n_items, pairs % n_items
+    test = rng.random(user.size) < test_fraction
+    return {
+        "emb": emb.astype(np.float32),
+        "comm": comm,
+        "train": (user[~test], item[~test]),
+        "test": (user[test], item[test]),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="10 k users")
+    parser.add_argument("--users", type=int, default=None)
+    parser.add_argument("--items", type=int, default=None)
+    parser.add_argument("--m", type=int, default=50, help="neighbours per user")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--random", action="store_true", help="unclustered embeddings")
+    args = parser.parse_args()
+    n_users = args.users or (10_000 if args.quick else 100_000)
+    n_items = args.items or n_users // 2
+    torch.set_num_threads(args.threads)
+    import faiss
+
+    faiss.omp_set_num_threads(args.threads)
+    data = make_data(n_users, n_items, clustered=not args.random)
+    emb = data["emb"]
+    common = {
+        "n_users": n_users,
+        "n_items": n_items,
+        "m": args.m,
+        "threads": args.threads,
+        "n_train": int(data["train"][0].size),
+        "n_test": int(data["test"][0].size),
+    }
+    print(common, flush=True)
+    records = []
+
+    # -- neighbour search for every user
+    search = {
+        "exact_fp32": {"backend": "exact", "precision": "fp32"},
+        "exact_bf16": {"backend": "exact", "precision": "bf16"},
+        "faiss_flat": {"backend": "faiss", "faiss_index": "flat"},
+        "faiss_hnsw": {"backend": "faiss", "faiss_index": "hnsw"},
+    }
+    found: dict[str, np.ndarray] = {}
+    times: dict[str, float] = {}
+    for name, opts in search.items():
+
+        def run(opts: dict = opts, name: str = name) -> None:
+            found[name] = top_m_similar(emb, None, args.m, **opts)[0]
+
+        times[name] = median_time(run, repeats=args.repeats, warmup=0)
+        overlap = np.mean(
+            [
+                np.intersect1d(a, b).size / args.m
+                for a, b in zip(
+                    found[name][:2000], found["exact_fp32"][:2000], strict=True
+                )
+            ]
+        )
+        print(
+            f"top-{args.m} search {name:11s} {times[name]:8.2f} s  "
+            f"neighbour overlap with exact_fp32 {overlap:.4f}",
+            flush=True,
+        )
+        records.append(
+            record(
+                BENCH,
+                f"search_seconds/{name}",
+                times[name],
+                "s",
+                neighbour_overlap=overlap,
+                **common,
+            )
+        )
+    for name in ("exact_bf16", "exact_fp32"):
+        for peer in ("faiss_flat", "faiss_hnsw"):
+            records.append(
+                record(
+                    BENCH,
+                    f"search_seconds/{name}",
+                    times[name],
+                    "s",
+                    peer=peer,
+                    peer_value=times[peer],
+                    higher_is_better=False,
+                    **common,
+                )
+            )
+
+    # -- full evaluation, exact vs faiss
+    evals: dict[str, dict] = {}
+    for name, opts in {
+        "exact": {"backend": "exact"},
+        "faiss_flat": {"backend": "faiss", "faiss_index": "flat"},
+        "faiss_hnsw": {"backend": "faiss", "faiss_index": "hnsw"},
+    }.items():
+        seconds = []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            res = evaluate_u2u2i(
+                emb,
+                data["train"],
+                data["test"],
+                n_items,
+                m_neighbors=args.m,
+                cluster_labels=data["comm"],
+                cluster_boost=0.5,
+                **opts,
+            )
+            seconds.append(time.perf_counter() - start)
+        res["seconds_wall"] = float(np.median(seconds))
+        evals[name] = res
+        print(
+            f"evaluate_u2u2i {name:10s} {res['seconds_wall']:7.2f} s "
+            f"(search {res['seconds_search']:.2f}, recommend "
+            f"{res['seconds_recommend']:.2f}, metrics {res['seconds_metrics']:.2f}, "
+            f"boost {res['seconds_boost']:.2f})  recall@50 {res['recall@50']:.4f}  "
+            f"boost delta {res['recall@50_boost_delta']:+.4f}",
+            flush=True,
+        )
+        records.append(
+            record(
+                BENCH,
+                f"evaluate_seconds/{name}",
+                res["seconds_wall"],
+                "s",
+                **{
+                    key: res[key]
+                    for key in (
+                        "seconds_search",
+                        "seconds_recommend",
+                        "seconds_metrics",
+                        "seconds_boost",
+                        "recall@50",
+                        "ndcg@50",
+                        "recall@50_boost_delta",
+                    )
+                },
+                **common,
+            )
+        )
+    for peer in ("faiss_flat", "faiss_hnsw"):
+        records.append(
+            record(
+                BENCH,
+                "evaluate_seconds/exact",
+                evals["exact"]["seconds_wall"],
+                "s",
+                peer=peer,
+                peer_value=evals[peer]["seconds_wall"],
+                higher_is_better=False,
+                recall50_diff=evals["exact"]["recall@50"] - evals[peer]["recall@50"],
+                **common,
+            )
+        )
+        print(
+            f"Recall@50 exact - {peer}: "
+            f"{evals['exact']['recall@50'] - evals[peer]['recall@50']:+.5f}"
+        )
+    path = write_results(BENCH, records)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    t0 = time.perf_counter()
+    main()
+    print(f"total {time.perf_counter() - t0:.1f} s")
