@@ -8,8 +8,8 @@ relations added, so 20 M stored directed edges):
   of the ``numba`` and the ``torch`` backend, side by side with a gather ceiling
   measured in the same run -- one ``torch.index_select`` per batch of as many
   random positions as the batch has sampled edges, from the largest CSR
-  ``indices`` array of the store. The three are timed interleaved (one pass of
-  each per repeat, medians), so that load on a shared machine hits them alike;
+  ``indices`` array of the store. Each is timed over back-to-back passes
+  (medians), the numba backend first, then the ceiling, then the torch backend;
 * link sampling (1024 positives + 1 uniform negative per side), default backend:
   positives/s.
 
@@ -69,23 +69,14 @@ def power_law_edges(
 
 def _rate(fn, repeats: int) -> tuple[float, float]:
     """Median over ``repeats`` runs of ``count / seconds`` (``fn`` returns count)."""
-    return _rates({"fn": fn}, repeats)["fn"]
-
-
-def _rates(fns: dict, repeats: int) -> dict[str, tuple[float, float]]:
-    """:func:`_rate` of several functions, run interleaved: one warm-up each, then
-    ``repeats`` rounds of one run of each."""
-    for fn in fns.values():
-        fn()
-    rates: dict[str, list[float]] = {k: [] for k in fns}
-    counts: dict[str, list[float]] = {k: [] for k in fns}
+    fn()  # warm-up
+    rates, counts = [], []
     for _ in range(repeats):
-        for k, fn in fns.items():
-            t0 = time.perf_counter()
-            n = fn()
-            rates[k].append(n / (time.perf_counter() - t0))
-            counts[k].append(n)
-    return {k: (statistics.median(rates[k]), statistics.mean(counts[k])) for k in fns}
+        t0 = time.perf_counter()
+        n = fn()
+        rates.append(n / (time.perf_counter() - t0))
+        counts.append(n)
+    return statistics.median(rates), statistics.mean(counts)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -187,14 +178,9 @@ def main(argv: list[str] | None = None) -> None:
             torch.index_select(indices, 0, pos)
         return per_batch * len(positions)
 
-    rates = _rates(
-        {
-            "numba": lambda: sample_all(samplers["numba"][0]),
-            "torch": lambda: sample_all(samplers["torch"][0]),
-            "ceiling": gather_all,
-        },
-        args.repeats,
-    )
+    rates = {"numba": _rate(lambda: sample_all(samplers["numba"][0]), args.repeats)}
+    rates["ceiling"] = _rate(gather_all, args.repeats)
+    rates["torch"] = _rate(lambda: sample_all(samplers["torch"][0]), args.repeats)
     ceiling = rates["ceiling"][0]
     for backend in ("numba", "torch"):
         ours, total = rates[backend]

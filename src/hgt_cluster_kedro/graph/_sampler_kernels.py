@@ -5,21 +5,29 @@ importing the graph package never pays the numba import or a JIT compile. Every
 kernel is ``cache=True`` (compiled once per argument-type signature, then loaded
 from ``__pycache__``) and ``nogil=True``.
 
-**Random numbers.** A kernel call gets a 63-bit ``seed`` (drawn once per batch
+**Random numbers.** A kernel call gets a 63-bit ``seed`` (one raw draw per batch
 from the sampler's NumPy generator, so :meth:`NeighborSampler.state_dict`
 reproduces it) and a ``stream`` number (the call's index within the batch). Its
-draws are a SplitMix64 sequence started at ``mix(seed ^ stream * golden)``: the
-same seed, graph and arguments give the same sample, on any machine. A uniform
-integer in ``[0, n)`` is ``(u32 * n) >> 32`` for the high 32 bits ``u32`` of a
-draw (Lemire's multiply-shift without rejection: each value's probability is off
-by less than ``n / 2**32`` relative, e.g. ``< 1e-6`` for degrees up to 4 k).
+draws come from a SplitMix64 sequence started at ``mix(seed ^ stream * golden)``,
+each 64-bit output giving two 32-bit draws: the same seed, graph and arguments
+give the same sample, on any machine. A uniform integer in ``[0, n)`` is
+``(u32 * n) >> 32`` for a 32-bit draw ``u32`` (Lemire's multiply-shift without
+rejection: each value's probability is off by less than ``n / 2**32`` relative,
+e.g. ``< 1e-6`` for degrees up to 4 k).
+
+**Speed.** :func:`sample_hop` is a few passes over the frontier and its edges.
+The random reads (rows of ``indptr``, positions in ``indices``, map entries) are
+tiny copy loops with software prefetches a few dozen elements ahead, kept scalar
+(see :func:`_scalar`), so that many cache misses are in flight at once; drawing
+and relabelling run over sequential arrays. The global -> local maps are never
+reset (see ``node_map`` there).
 """
 
 from __future__ import annotations
 
 import numba
 import numpy as np
-from llvmlite import ir
+from llvmlite import binding, ir
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
@@ -39,6 +47,10 @@ _AHEAD_ROWS = 16
 _AHEAD = 64
 _LO32 = np.uint64(0xFFFFFFFF)
 _MAP_MAX = 2**31 - 1  # int32 map entries
+# The intrinsic's name mangles its pointer type (opaque pointers from LLVM 15).
+_PREFETCH = (
+    "llvm.prefetch.p0" if binding.llvm_version_info >= (15,) else "llvm.prefetch.p0i8"
+)
 
 
 @intrinsic
@@ -57,7 +69,7 @@ def _prefetch(typingctx, arr, idx):
         i8p = ir.IntType(8).as_pointer()
         i32 = ir.IntType(32)
         fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        fn = cgutils.get_or_insert_function(builder.module, fnty, _PREFETCH)
         builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
         return context.get_dummy_value()
 
@@ -67,9 +79,9 @@ def _prefetch(typingctx, arr, idx):
 @intrinsic
 def _scalar(typingctx):
     """An empty ``asm sideeffect``: keeps LLVM from vectorising the loop that
-    contains it. Vectorised, the tiny loops here become AVX-512 gathers and
-    scatters and short-trip-count vector loops, which are slower than scalar
-    code with prefetches (measured on AMD Zen 4)."""
+    contains it (into AVX-512 gathers and scatters, for the random-access loops
+    that write the maps; scalar code with prefetches was as fast or faster on
+    AMD Zen 4)."""
     sig = types.void()
 
     def codegen(context, builder, signature, args):
@@ -233,13 +245,27 @@ def sample_hop(  # noqa: PLR0917 - numba has no keyword-only arguments
             # or jj if x was already picked: a uniform t-subset of range(d)
             # (a random permutation of it when t == d). Branch-free: all k
             # slots are written, the k - t extra ones are overwritten by the
-            # next row.
+            # next row. Draws 0 and 1 (one SplitMix64 output) are unrolled.
             for i in range(n):
-                s = lo[i * ns + j]
-                d = hi[i * ns + j] - s
+                q = i * ns + j
+                s = lo[q]
+                d = hi[q] - s
                 t = min(d, k)
-                for e in range(k):
-                    jj = d - t + e
+                dl = loc0 + i
+                b = d - t  # jj of draw 0
+                state += _GOLDEN
+                z = _mix(state)
+                p0 = s + np.int64(((z >> _S32) * np.uint64(b + 1)) >> _S32)
+                pos[c] = p0
+                out[dst + c] = dl
+                if k > 1:
+                    p1 = s + np.int64(((z & _LO32) * np.uint64(b + 2)) >> _S32)
+                    if p1 == p0:
+                        p1 = s + b + 1
+                    pos[c + 1] = p1
+                    out[dst + c + 1] = dl
+                for e in range(2, k):
+                    jj = b + e
                     if e & 1 == 0:
                         state += _GOLDEN
                         z = _mix(state)
@@ -252,7 +278,7 @@ def sample_hop(  # noqa: PLR0917 - numba has no keyword-only arguments
                             p = s + jj
                             break
                     pos[c + e] = p
-                    out[dst + c + e] = loc0 + i
+                    out[dst + c + e] = dl
                 c += t
         else:  # the same, but rows with deg <= k take all, no draw
             for i in range(n):

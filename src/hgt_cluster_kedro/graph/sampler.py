@@ -150,7 +150,8 @@ class NeighborSampler:
     Relations sharing ``(src_type, dst_type)`` are fused into one in-neighbour CSR
     at construction (a copy of their ``indices``: 4 bytes per edge, see
     :meth:`nbytes`). The sampler keeps per-node-type scratch maps and is not
-    thread-safe: use one instance per worker.
+    thread-safe: use one instance per worker thread or process (the numba kernels
+    release the GIL). It pickles, e.g. to be sent to a worker process.
     """
 
     def __init__(
