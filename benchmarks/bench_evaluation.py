@@ -79,7 +79,10 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=None)
     parser.add_argument("--items", type=int, default=None)
     parser.add_argument("--m", type=int, default=50, help="neighbours per user")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="search timings")
+    parser.add_argument(
+        "--eval-repeats", type=int, default=1, help="full evaluations per backend"
+    )
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--random", action="store_true", help="unclustered embeddings")
     args = parser.parse_args()
@@ -163,7 +166,7 @@ def main() -> None:
         "faiss_hnsw": {"backend": "faiss", "faiss_index": "hnsw"},
     }.items():
         seconds = []
-        for _ in range(args.repeats):
+        for _ in range(args.eval_repeats):
             start = time.perf_counter()
             res = evaluate_u2u2i(
                 emb,
