@@ -42,16 +42,12 @@ def atomic_dir(final: Path, write: Callable[[Path], None]) -> None:
 
 
 def atomic_file(final: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` on a temporary sibling file, then rename it to ``final``."""
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        write(tmp)
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    """Call ``write(tmp)`` on a temporary sibling file, then rename it to ``final``
+    (the project's one atomic file write,
+    :func:`hgt_cluster_kedro.training.checkpoint.atomic_write`)."""
+    from hgt_cluster_kedro.training.checkpoint import atomic_write
+
+    atomic_write(final, write)
 
 
 def write_parts(frame: Any, directory: Path, **save_args: Any) -> None:
