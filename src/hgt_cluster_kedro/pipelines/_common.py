@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import resource
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +19,3 @@ def run_fingerprint(*parts: Any) -> str:
 def checkpoint_dir(base: str | None, name: str, fingerprint: str) -> Path | None:
     """``<base>/<name>-<fingerprint>`` or ``None`` when checkpoints are off."""
     return None if not base else Path(base) / f"{name}-{fingerprint}"
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process (MiB)."""
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024

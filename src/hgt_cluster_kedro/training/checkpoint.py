@@ -28,13 +28,16 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "atomic_write",
+    "changed_keys",
     "checkpoint_path",
     "flatten_state",
     "latest_checkpoint",
     "list_checkpoints",
+    "load_checked",
     "load_checkpoint",
     "prune_checkpoints",
     "save_checkpoint",
+    "strip_prefix",
     "unflatten_state",
 ]
 
@@ -174,6 +177,35 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]
     if _META_KEY not in header:
         raise ValueError(f"path {str(path)!r} holds no checkpoint metadata")
     return load_file(str(path)), json.loads(header[_META_KEY])
+
+
+def load_checked(
+    path: str | Path, fmt: str, version: int, what: str
+) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """:func:`load_checkpoint`, then check the metadata's ``format``/``version``.
+
+    Args:
+        path: checkpoint file.
+        fmt: expected ``metadata["format"]``.
+        version: expected ``metadata["version"]``.
+        what: how to name the file in the error (e.g. ``"checkpoint_dir: ..."``).
+    """
+    tensors, meta = load_checkpoint(path)
+    if meta.get("format") != fmt or meta.get("version") != version:
+        raise ValueError(f"{what} {str(path)!r} is not a {fmt} of version {version}")
+    return tensors, meta
+
+
+def changed_keys(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """Sorted keys whose values differ between two flat configurations."""
+    return sorted(
+        k for k in set(stored) | set(current) if stored.get(k) != current.get(k)
+    )
+
+
+def strip_prefix(tensors: Mapping[str, Tensor], prefix: str) -> dict[str, Tensor]:
+    """The tensors whose key starts with ``prefix``, keyed without it."""
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
 def checkpoint_path(directory: str | Path, prefix: str, epoch: int) -> Path:

@@ -86,9 +86,11 @@ from ..models.hgt import HGTEncoder
 from ..models.losses import symmetric_cosine_loss
 from .checkpoint import (
     atomic_write,
+    changed_keys,
     flatten_state,
-    load_checkpoint,
+    load_checked,
     save_checkpoint,
+    strip_prefix,
     unflatten_state,
 )
 
@@ -320,8 +322,10 @@ def _unwrap(model: torch.nn.Module) -> HGTEncoder:
     return inner
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process in MiB (``ru_maxrss``)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (1024.0 * 1024.0) if sys.platform == "darwin" else rss / 1024.0
 
 
 def _check_pairs(
@@ -743,15 +747,9 @@ def _restore(
     fingerprint: dict[str, Any],
     rank: int,
 ) -> _State:
-    tensors, meta = load_checkpoint(path)
-    if meta.get("format") != _FORMAT or meta.get("version") != _VERSION:
-        raise ValueError(
-            f"checkpoint {str(path)!r} is not an HGT checkpoint of version {_VERSION}"
-        )
+    tensors, meta = load_checked(path, _FORMAT, _VERSION, "checkpoint")
     stored = meta["config"]
-    changed = sorted(
-        k for k in set(stored) | set(fingerprint) if stored.get(k) != fingerprint.get(k)
-    )
+    changed = changed_keys(stored, fingerprint)
     fatal = [k for k in changed if k not in _RESUMABLE_KEYS]
     if fatal:
         detail = ", ".join(
@@ -767,11 +765,9 @@ def _restore(
             path,
             {k: (stored.get(k), fingerprint.get(k)) for k in changed},
         )
-    model.load_state_dict(
-        {k[len("model/") :]: v for k, v in tensors.items() if k.startswith("model/")}
-    )
+    model.load_state_dict(strip_prefix(tensors, "model/"))
     optimizer.load_state_dict(unflatten_state(tensors, meta["optimizer"]))
-    best = {k[len("best/") :]: v for k, v in tensors.items() if k.startswith("best/")}
+    best = strip_prefix(tensors, "best/")
     state = _State(
         step=int(meta["step"]),
         epoch=int(meta["epoch"]),
@@ -905,22 +901,35 @@ def _count_batches(
     return total
 
 
+#: Settings that never enter a checkpoint's configuration (how, not what).
+_NON_IDENTITY_KEYS = (
+    "progress",
+    "log_every",
+    "fail_at_step",
+    "fail_rank",
+    "checkpoint_dir",
+    "resume",
+    "num_threads",
+    "keep_checkpoints",
+    "device",
+    "compile",
+)
+
+
+def run_identity(cfg: HGTTrainConfig) -> dict[str, Any]:
+    """The settings that decide whether a run can resume another one's
+    checkpoints: everything but how it runs and what may change on resume."""
+    data = cfg.model_dump(mode="json")
+    for key in (*_NON_IDENTITY_KEYS, *_RESUMABLE_KEYS):
+        data.pop(key, None)
+    return data
+
+
 def _fingerprint(
     cfg: HGTTrainConfig, model: HGTEncoder, world_size: int, num_edges: int
 ) -> dict[str, Any]:
     data = cfg.model_dump(mode="json")
-    for key in (
-        "progress",
-        "log_every",
-        "fail_at_step",
-        "fail_rank",
-        "checkpoint_dir",
-        "resume",
-        "num_threads",
-        "keep_checkpoints",
-        "device",
-        "compile",
-    ):
+    for key in _NON_IDENTITY_KEYS:
         data.pop(key, None)
     data["model"] = model.config
     data["world_size"] = world_size
@@ -1402,7 +1411,7 @@ def _end_epoch(
         stats["compute"],
         stats["comm"],
     ]
-    peaks = [stats["seconds"], _peak_rss_mb()]
+    peaks = [stats["seconds"], peak_rss_mb()]
     if distributed:
         sums = _all_reduce(sums, dist.ReduceOp.SUM, device)
         peaks = _all_reduce(peaks, dist.ReduceOp.MAX, device)

@@ -45,11 +45,13 @@ from tqdm.auto import tqdm
 from ..graph.csr import HeteroCSR
 from ..models.twhin import TwHIN, batch_layout
 from .checkpoint import (
+    changed_keys,
     checkpoint_path,
     latest_checkpoint,
-    load_checkpoint,
+    load_checked,
     prune_checkpoints,
     save_checkpoint,
+    strip_prefix,
 )
 
 logger = logging.getLogger(__name__)
@@ -256,13 +258,9 @@ def load_twhin(path: str | Path, device: str | torch.device = "cpu") -> TwHIN:
         path: a ``twhin-epochNNNNN.safetensors`` file.
         device: where to put the model.
     """
-    tensors, meta = load_checkpoint(path)
-    if meta.get("format") != _FORMAT:
-        raise ValueError(f"path {str(path)!r} is not a TwHIN checkpoint")
+    tensors, meta = load_checked(path, _FORMAT, _VERSION, "path")
     model = _model_from_meta(meta)
-    model.load_state_dict(
-        {k[len("model/") :]: v for k, v in tensors.items() if k.startswith("model/")}
-    )
+    model.load_state_dict(strip_prefix(tensors, "model/"))
     return model.to(device)
 
 
@@ -498,38 +496,18 @@ def _restore(
     dense_opt: DenseAdagrad,
     gen: torch.Generator,
 ) -> tuple[int, dict[str, list[float]]]:
-    tensors, meta = load_checkpoint(path)
-    if meta.get("format") != _FORMAT or meta.get("version") != _VERSION:
-        raise ValueError(
-            f"checkpoint_dir: {str(path)!r} is not a TwHIN checkpoint of version {_VERSION}"
-        )
+    tensors, meta = load_checked(path, _FORMAT, _VERSION, "checkpoint_dir:")
     stored = meta["config"]
-    diff = sorted(
-        k for k in set(stored) | set(config) if stored.get(k) != config.get(k)
-    )
+    diff = changed_keys(stored, config)
     if diff:
         detail = ", ".join(f"{k}: {stored.get(k)!r} -> {config.get(k)!r}" for k in diff)
         raise ValueError(
             f"checkpoint_dir: {str(path)!r} was written with another configuration "
             f"({detail}); use another checkpoint_dir or resume=False"
         )
-    model.load_state_dict(
-        {k[len("model/") :]: v for k, v in tensors.items() if k.startswith("model/")}
-    )
-    row_opt.load_state_dict(
-        {
-            k[len("row_adagrad/") :]: v
-            for k, v in tensors.items()
-            if k.startswith("row_adagrad/")
-        }
-    )
-    dense_opt.load_state_dict(
-        {
-            k[len("dense_adagrad/") :]: v
-            for k, v in tensors.items()
-            if k.startswith("dense_adagrad/")
-        }
-    )
+    model.load_state_dict(strip_prefix(tensors, "model/"))
+    row_opt.load_state_dict(strip_prefix(tensors, "row_adagrad/"))
+    dense_opt.load_state_dict(strip_prefix(tensors, "dense_adagrad/"))
     gen.set_state(tensors["rng"])
     history = {k: list(v) for k, v in meta["history"].items()}
     return int(meta["epoch"]), history

@@ -21,32 +21,17 @@ from safetensors.torch import load_file
 from hgt_cluster_kedro.embeddings import to_frame
 from hgt_cluster_kedro.graph import GraphArtifact
 from hgt_cluster_kedro.training.distributed import join_command, train_distributed
-from hgt_cluster_kedro.training.hgt_trainer import HGTTrainConfig, embed_all, load_hgt
+from hgt_cluster_kedro.training.hgt_trainer import (
+    HGTTrainConfig,
+    embed_all,
+    load_hgt,
+    peak_rss_mb,
+    run_identity,
+)
 
-from .._common import peak_rss_mb, run_fingerprint
+from .._common import run_fingerprint
 
 logger = logging.getLogger(__name__)
-
-#: settings a run may change and still resume from its checkpoints (they do not
-#: enter the run directory's fingerprint).
-_RESUMABLE = frozenset(
-    {
-        "epochs",
-        "max_steps",
-        "patience",
-        "val_k",
-        "val_max_users",
-        "val_batch_size",
-        "checkpoint_every",
-        "keep_checkpoints",
-        "resume",
-        "restore_best",
-        "progress",
-        "log_every",
-        "fail_at_step",
-        "fail_rank",
-    }
-)
 
 
 def _user_owners(
@@ -73,14 +58,19 @@ def train(
     Returns the model (tensors + config), user and item embeddings keyed by
     original ids, and a training summary (time, peak memory, history).
     """
-    train_params = dict(params["train"])
     launch = dict(params.get("launch") or {})
     inference = dict(params.get("inference") or {})
-    identity = {k: v for k, v in train_params.items() if k not in _RESUMABLE}
-    fingerprint = run_fingerprint(identity, graph.summary())
+    # the run directory is keyed by what the trainer's resume rules compare, so a
+    # rerun that may resume lands in the same directory and finds its checkpoints
+    config = HGTTrainConfig.model_validate(
+        {"checkpoint_dir": "<run dir>", **params["train"]}
+    )
+    fingerprint = run_fingerprint(run_identity(config), graph.summary())
     out_dir = Path(params["run_dir"]) / f"hgt-{fingerprint}"
-    train_params.setdefault("checkpoint_dir", str(out_dir / "checkpoints"))
-    config = HGTTrainConfig.model_validate(train_params)
+    if config.checkpoint_dir == "<run dir>":
+        config = config.model_copy(
+            update={"checkpoint_dir": str(out_dir / "checkpoints")}
+        )
     owners = _user_owners(graph, partitions) if params.get("use_partitions") else None
     logger.info(
         "Launching HGT training: %s process(es) x %s node(s), run dir %s",
