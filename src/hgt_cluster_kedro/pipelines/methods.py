@@ -1,15 +1,44 @@
 """The methods compared by the project: which embeddings feed which clusterer.
 
-``clustering`` and ``evaluation`` build one namespaced copy of their nodes per
-method listed here, so adding a method is one line (and its embeddings).
+``clustering`` (KMeans), ``som`` (post-hoc SOM) and ``evaluation`` build one
+namespaced copy of their nodes per method listed here, so adding a method is one
+line (plus its ``<prefix>_user_embeddings`` / ``<prefix>_training`` datasets).
+Methods whose trainer writes its own clusters (``clusterer="trained"``, e.g. the
+joint HGT + SOM) only get the evaluation copy.
 """
 
 from __future__ import annotations
 
-#: method name (the namespace, and the record in ``comparison``) -> the prefix of
-#: its ``<prefix>_user_embeddings`` / ``<prefix>_item_embeddings`` /
-#: ``<prefix>_training`` datasets.
-KMEANS_METHODS: dict[str, str] = {
-    "twhin_kmeans": "twhin",
-    "hgt_kmeans": "hgt",
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Method:
+    """One compared method.
+
+    Attributes:
+        embeddings: prefix of its ``<prefix>_user_embeddings`` and
+            ``<prefix>_training`` datasets.
+        clusterer: ``"kmeans"`` (pipeline ``clustering``), ``"som"`` (pipeline
+            ``som``) or ``"trained"`` (``<name>.user_clusters`` written by the
+            method's own training pipeline).
+    """
+
+    embeddings: str
+    clusterer: str
+
+
+#: method name (the namespace, and the record in ``comparison``) -> Method.
+METHODS: dict[str, Method] = {
+    "twhin_kmeans": Method(embeddings="twhin", clusterer="kmeans"),
+    "hgt_kmeans": Method(embeddings="hgt", clusterer="kmeans"),
 }
+
+
+def methods_using(clusterer: str) -> dict[str, str]:
+    """``{method name: embeddings prefix}`` of the methods using ``clusterer``."""
+    return {n: m.embeddings for n, m in METHODS.items() if m.clusterer == clusterer}
+
+
+#: the KMeans methods (kept as a name for the clustering pipeline)
+KMEANS_METHODS: dict[str, str] = methods_using("kmeans")

@@ -3,7 +3,7 @@ and the comparison over all of them."""
 
 from kedro.pipeline import Node, Pipeline
 
-from ..methods import KMEANS_METHODS
+from ..methods import METHODS
 from .nodes import compare, evaluate_baselines, evaluate_method
 
 SHARED = ["interactions", "graph", "user_communities"]
@@ -37,13 +37,13 @@ def create_pipeline(**kwargs) -> Pipeline:
                 _template(),
                 namespace=method,
                 inputs={
-                    "user_embeddings": f"{prefix}_user_embeddings",
-                    "training": f"{prefix}_training",
+                    "user_embeddings": f"{m.embeddings}_user_embeddings",
+                    "training": f"{m.embeddings}_training",
                     **{name: name for name in SHARED},
                 },
                 parameters={"params:evaluation": "params:evaluation"},
             )
-            for method, prefix in KMEANS_METHODS.items()
+            for method, m in METHODS.items()
         ),
         Pipeline([]),
     )
@@ -59,7 +59,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 func=compare,
                 inputs={
                     "baselines": "baseline_metrics",
-                    **{m: f"{m}.metrics" for m in KMEANS_METHODS},
+                    **{m: f"{m}.metrics" for m in METHODS},
                 },
                 outputs=["comparison", "comparison_table", "comparison_plot"],
                 name="compare_methods",
