@@ -12,6 +12,7 @@ DEFAULT_PIPELINES = (
     "twhin",
     "hgt",
     "clustering",
+    "som",
     "evaluation",
 )
 
