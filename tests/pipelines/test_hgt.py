@@ -37,6 +37,10 @@ def test_hgt_pipeline_trains_through_torchrun(kedro_project):
         {"nproc_per_node": 1, "rdzv_endpoint": f"127.0.0.1:{_free_port()}"}
     )
     kedro_project.set_params("parameters_hgt.yml", "hgt", hgt)
+    joint = params["hgt_som_joint"]
+    joint["train"].update({"max_steps": 3})
+    joint["train"]["som"].update({"num_centres": 4, "init_users": 100})
+    kedro_project.set_params("parameters_hgt.yml", "hgt_som_joint", joint)
     kedro_project.set_params(
         "parameters_graph.yml",
         "graph",
@@ -57,5 +61,17 @@ def test_hgt_pipeline_trains_through_torchrun(kedro_project):
     assert summary["train_seconds"] > 0 and summary["peak_memory_mb"] > 0
     model = catalog.load("hgt_model")
     assert model["metadata"]["hidden"] == 64
-    runs = list((kedro_project.root / "data/06_models/hgt_runs").iterdir())
-    assert len(runs) == 1 and (runs[0] / "hgt_model.safetensors").is_file()
+    runs = sorted((kedro_project.root / "data/06_models/hgt_runs").iterdir())
+    assert [r.name.split("-")[0] for r in runs] == ["hgt", "hgt_som_joint"]
+    assert all((r / "hgt_model.safetensors").is_file() for r in runs)
+    # the joint HGT + SOM fine-tunes the self-supervised model
+    joint_model = catalog.load("hgt_som_joint_model")
+    assert joint_model["metadata"]["som"]["num_centres"] == 4
+    assert "som.centres" in joint_model["tensors"]
+    clusters = catalog.load("hgt_som_joint.user_clusters")
+    assert len(clusters) == 400 and clusters["cluster"].between(0, 3).all()
+    centres = catalog.load("hgt_som_joint.cluster_centroids")
+    assert centres["size"].sum() == 400
+    joint_summary = catalog.load("hgt_som_joint_training")
+    assert joint_summary["params"]["init_model"].endswith("init_model.safetensors")
+    assert joint_summary["som"]["num_centres"] == 4

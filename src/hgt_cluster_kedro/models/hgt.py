@@ -29,6 +29,11 @@ Input layer: ``x0_t = W_t f_t + E_t[n_id]`` where ``f_t`` are the node features
 features always; other types when listed in ``id_embedding_types``), followed by
 dropout. The output of the last layer is L2-normalised, so dot products are
 cosine similarities.
+
+Optionally the encoder carries the joint SOM of the original HGT + SOM method
+(:class:`~hgt_cluster_kedro.models.embedding_som.EmbeddingSOM`, attribute
+``som``): centres in the output space, saved and restored with the encoder's
+``state_dict`` so checkpoints, DDP and the model file need nothing extra.
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 from torch_geometric.nn import HeteroLinear, HGTConv
+
+from .embedding_som import EmbeddingSOM
 
 logger = logging.getLogger(__name__)
 
@@ -170,6 +177,9 @@ class HGTEncoder(nn.Module):
             a list of node types. Types without features always get one.
         features: optional ``{type: [num_nodes, dim]}`` feature matrices, stored
             as non-persistent buffers (see :meth:`attach_features`).
+        som: optional keyword arguments of
+            :class:`~hgt_cluster_kedro.models.embedding_som.EmbeddingSOM`
+            (without ``dim``): the encoder then carries a joint SOM in ``som``.
 
     Raises:
         ValueError: ``hidden % heads != 0``, ``num_layers < 1``, a type of
@@ -189,6 +199,7 @@ class HGTEncoder(nn.Module):
         dropout: float = 0.5,
         id_embedding_types: str | Iterable[str] | None = None,
         features: Mapping[str, Tensor] | None = None,
+        som: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         node_types = [str(t) for t in metadata[0]]
@@ -269,6 +280,7 @@ class HGTEncoder(nn.Module):
             _HGTLayer(self.hidden, meta, self.heads, self.dropout)  # type: ignore[arg-type]
             for _ in range(self.num_layers)
         )
+        self.som = None if som is None else EmbeddingSOM(dim=self.hidden, **dict(som))
         self._feature_types: list[str] = []
         self.reset_parameters()
         if features is not None:
@@ -288,6 +300,9 @@ class HGTEncoder(nn.Module):
             "num_layers": self.num_layers,
             "dropout": self.dropout,
             "id_embedding_types": list(self.id_embedding_types),
+            "som": None
+            if self.som is None
+            else {k: v for k, v in self.som.config.items() if k != "dim"},
         }
 
     @classmethod
@@ -302,6 +317,7 @@ class HGTEncoder(nn.Module):
             num_layers=config["num_layers"],
             dropout=config["dropout"],
             id_embedding_types=config["id_embedding_types"],
+            som=config.get("som"),
         )
 
     def reset_parameters(self) -> None:

@@ -99,6 +99,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "CHECKPOINT_PREFIX",
     "HGTTrainConfig",
+    "JointSOMConfig",
     "embed_all",
     "latest_hgt_checkpoint",
     "load_hgt",
@@ -129,6 +130,37 @@ _RESUMABLE_KEYS = (
 )
 
 Fanouts = list[int] | dict[str, list[int]]
+
+
+class JointSOMConfig(BaseModel):
+    """The joint SOM of the original HGT + SOM method (see
+    :class:`~hgt_cluster_kedro.models.embedding_som.EmbeddingSOM`).
+
+    Args:
+        num_centres: SOM centres (= user clusters).
+        lr: initial learning rate of the centre updates.
+        radius: initial neighbourhood radius in embedding space.
+        decay_steps: ``T`` of the inverse-time decay of ``lr`` and ``radius``.
+        weight: weight of the SOM loss (squared distance of each user
+            embedding to its winner) in the encoder's loss (0.3: measured on a
+            planted graph, the SOM loss falls while Recall@K stays within 0.03 of
+            the SOM-free model; 1.0 shrank the SOM loss 6x but cost a third of
+            the Recall@K).
+        link_weight: weight of the link loss, which keeps the embeddings from
+            collapsing onto the centres.
+        init_users: users embedded (seeded sample) to pick the initial centres
+            from.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    num_centres: int = Field(default=10, ge=2)
+    lr: float = Field(default=0.1, gt=0.0, le=1.0)
+    radius: float = Field(default=0.5, gt=0.0)
+    decay_steps: float = Field(default=1000.0, gt=0.0)
+    weight: float = Field(default=0.3, ge=0.0)
+    link_weight: float = Field(default=1.0, ge=0.0)
+    init_users: int = Field(default=4096, gt=0)
 
 
 class HGTTrainConfig(BaseModel):
@@ -179,6 +211,11 @@ class HGTTrainConfig(BaseModel):
             marker file in ``checkpoint_dir`` records it); the environment
             variable ``HGT_FAIL_AT_STEP`` does the same.
         fail_rank: rank that fails (``None``: the last rank).
+        som: train the joint SOM with the encoder (:class:`JointSOMConfig`;
+            ``None``: link loss only).
+        init_model: an HGT model file (:func:`save_hgt`) to start from instead
+            of a random initialisation (e.g. the self-supervised model that the
+            joint SOM fine-tunes); its architecture must match.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -215,6 +252,8 @@ class HGTTrainConfig(BaseModel):
     log_every: int = Field(default=50, ge=0)
     fail_at_step: int | None = Field(default=None, ge=0)
     fail_rank: int | None = Field(default=None, ge=0)
+    som: JointSOMConfig | None = None
+    init_model: str | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> HGTTrainConfig:
@@ -674,6 +713,7 @@ def _new_history(world_size: int) -> dict[str, Any]:
         "train_loss": [],
         "val_loss": [],
         "val_recall": [],
+        "val_som_loss": [],
         "seconds": [],
         "val_seconds": [],
         "seeds_per_s": [],
@@ -948,8 +988,10 @@ def _validate(
     fanouts: list[int] | dict[EdgeType, list[int]],
     eval_fanouts: list[int] | dict[EdgeType, list[int]],
     device: torch.device,
-) -> tuple[float, float]:
-    """``(validation loss, Recall@K)`` on rank 0."""
+) -> tuple[float, float, float]:
+    """``(validation loss, Recall@K, SOM loss)`` on rank 0 (SOM loss: mean
+    squared distance of the validation users to their winning centre, NaN
+    without a joint SOM)."""
     csr, schema = graph.csr, graph.schema
     user_t, item_t = schema.user_type, schema.item_type
     et = schema.edge_type(schema.target_relations[0])
@@ -964,7 +1006,7 @@ def _validate(
             i = items[start : start + cfg.val_batch_size]
             data = sampler.sample_links(et, u, i, num_neg=cfg.num_neg)
             _attach_x(data, features)
-            loss = _batch_loss(model, data.to(device), et, cfg.scale)
+            loss, _ = _batch_loss(model, data.to(device), et, cfg.scale)
             loss_sum += float(loss) * u.numel()
             count += u.numel()
         val_loss = loss_sum / max(count, 1)
@@ -994,18 +1036,23 @@ def _validate(
         recall = recall_at_k(
             user_emb, item_emb, users, items, cfg.val_k, exclude=exclude
         )
+        som_loss = math.nan
+        if model.som is not None and bool(model.som.initialised):
+            som_loss = float(model.som.loss(user_emb.to(device)))
     finally:
         model.train(was_training)
-    return val_loss, recall
+    return val_loss, recall, som_loss
 
 
 def _batch_loss(
     model: torch.nn.Module, data: Any, et: EdgeType, scale: float
-) -> Tensor:
+) -> tuple[Tensor, Tensor]:
+    """``(link loss, embeddings of the positives' users)`` of a link batch."""
     emb = model(data)
     eu, ei = emb[et[0]], emb[et[2]]
-    return symmetric_cosine_loss(
-        eu.index_select(0, data.src_index),
+    users = eu.index_select(0, data.src_index)
+    loss = symmetric_cosine_loss(
+        users,
         ei.index_select(0, data.dst_index),
         eu[data.src_neg_index],
         ei[data.dst_neg_index],
@@ -1013,6 +1060,87 @@ def _batch_loss(
         u_neg_mask=data.src_neg_mask,
         v_neg_mask=data.dst_neg_mask,
     )
+    return loss, users
+
+
+def _load_init(model: HGTEncoder, path: str) -> None:
+    """Load the encoder weights of the model file ``path`` (``init_model``)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    if not Path(path).is_file():
+        raise ValueError(f"init_model {path!r} is not a file")
+    with safe_open(path, framework="pt") as f:
+        header = f.metadata() or {}
+    if header.get("format") != _MODEL_FORMAT:
+        raise ValueError(f"init_model {path!r} is not an HGT model file")
+    stored = json.loads(header["config"])
+    ours = model.config
+    keys = ("node_types", "edge_types", "num_nodes", "feature_dims", "hidden")
+    keys += ("heads", "num_layers", "id_embedding_types")
+    differ = {k: (stored.get(k), ours[k]) for k in keys if stored.get(k) != ours[k]}
+    if differ:
+        raise ValueError(
+            f"init_model {path!r} has another architecture: "
+            + ", ".join(
+                f"{k}: {a!r} (file) vs {b!r} (run)" for k, (a, b) in differ.items()
+            )
+        )
+    tensors = {k: v for k, v in load_file(path).items() if not k.startswith("som.")}
+    missing, unexpected = model.load_state_dict(tensors, strict=False)
+    missing = [k for k in missing if not k.startswith("som.")]
+    if missing or unexpected:
+        raise ValueError(
+            f"init_model {path!r} does not fit the encoder (missing {missing}, "
+            f"unexpected {unexpected})"
+        )
+    logger.info("Initialised the encoder from %s", path)
+
+
+def _init_som(
+    model: HGTEncoder,
+    graph: GraphArtifact,
+    features: Mapping[str, Tensor],
+    cfg: HGTTrainConfig,
+    *,
+    fanouts: list[int] | dict[EdgeType, list[int]],
+    device: torch.device,
+    distributed: bool,
+) -> None:
+    """Pick the joint SOM's initial centres among embedded users (seeded; rank
+    0's choice is broadcast so every rank starts from the same map)."""
+    som = model.som
+    if som is None or bool(som.initialised) or cfg.som is None:
+        return
+    user_t = graph.schema.user_type
+    n = graph.csr.num_nodes[user_t]
+    gen = torch.Generator().manual_seed(_derive_seed(cfg.seed, 104))
+    sample = torch.randperm(n, generator=gen)[: min(n, cfg.som.init_users)]
+    z = _embed(
+        model,
+        graph.csr,
+        features,
+        user_t,
+        torch.sort(sample).values,
+        fanouts=fanouts,
+        batch_size=cfg.val_batch_size,
+        device=device,
+        seed=_derive_seed(cfg.seed, 105),
+        progress=False,
+    )
+    som.initialise(z.to(device), seed=_derive_seed(cfg.seed, 106))
+    if distributed:
+        dist.broadcast(som.centres, src=0)
+    logger.info(
+        "Joint SOM: %d centres initialised from %d embedded users",
+        som.num_centres,
+        z.shape[0],
+    )
+
+
+def _sum_over_ranks(t: Tensor) -> Tensor:
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t
 
 
 def train_hgt(
@@ -1113,7 +1241,17 @@ def train_hgt(
                 num_layers=cfg.layers,
                 dropout=cfg.dropout,
                 id_embedding_types=cfg.id_embedding_types,
+                som=None
+                if cfg.som is None
+                else {
+                    "num_centres": cfg.som.num_centres,
+                    "lr": cfg.som.lr,
+                    "radius": cfg.som.radius,
+                    "decay_steps": cfg.som.decay_steps,
+                },
             )
+        if cfg.init_model is not None:
+            _load_init(model, cfg.init_model)
         model.to(device)
         optimizer = torch.optim.AdamW(
             model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
@@ -1152,6 +1290,16 @@ def train_hgt(
                 distributed=distributed,
             )
         state.epoch_step = min(state.epoch_step, steps_per_epoch)
+        _init_som(
+            model,
+            graph,
+            features,
+            cfg,
+            fanouts=eval_fanouts,
+            device=device,
+            distributed=distributed,
+        )
+        som = model.som if cfg.som is not None else None
 
         forward: torch.nn.Module = model
         comm = _CommTimer(world_size)
@@ -1251,10 +1399,19 @@ def train_hgt(
                     _attach_x(data, features)
                     data = data.to(device)
                     t1 = time.perf_counter()
-                    loss = _batch_loss(forward, data, et, cfg.scale)
+                    loss, users_emb = _batch_loss(forward, data, et, cfg.scale)
+                    if som is not None and cfg.som is not None:
+                        loss = cfg.som.link_weight * loss + cfg.som.weight * som.loss(
+                            users_emb
+                        )
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
+                    if som is not None:
+                        som.update(
+                            users_emb.detach(),
+                            reduce=_sum_over_ranks if distributed else None,
+                        )
                     loss_value = float(loss.detach())
                     t2 = time.perf_counter()
                     timers["sample"] += t1 - t0
@@ -1417,11 +1574,11 @@ def _end_epoch(
         peaks = _all_reduce(peaks, dist.ReduceOp.MAX, device)
     train_loss = sums[0] / max(sums[1], 1.0)
     seconds = peaks[0]
-    val_loss = val_recall = math.nan
+    val_loss = val_recall = val_som = math.nan
     val_seconds = 0.0
     if rank == 0 and val is not None:
         start = time.perf_counter()
-        val_loss, val_recall = _validate(
+        val_loss, val_recall, val_som = _validate(
             model,
             graph,
             features,
@@ -1433,8 +1590,8 @@ def _end_epoch(
         )
         val_seconds = time.perf_counter() - start
     if distributed:
-        val_loss, val_recall, val_seconds = _broadcast(
-            [val_loss, val_recall, val_seconds], device
+        val_loss, val_recall, val_seconds, val_som = _broadcast(
+            [val_loss, val_recall, val_seconds, val_som], device
         )
     epoch = state.epoch + 1
     h = state.history
@@ -1442,6 +1599,7 @@ def _end_epoch(
     h["train_loss"].append(train_loss)
     h["val_loss"].append(None if math.isnan(val_loss) else val_loss)
     h["val_recall"].append(None if math.isnan(val_recall) else val_recall)
+    h.setdefault("val_som_loss", []).append(None if math.isnan(val_som) else val_som)
     h["seconds"].append(seconds)
     h["val_seconds"].append(val_seconds)
     h["seeds_per_s"].append(sums[2] / max(seconds, 1e-9))

@@ -9,6 +9,8 @@ loads it, embeds every user and item, and returns them to the catalog.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from pathlib import Path
@@ -16,10 +18,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 from safetensors.torch import load_file
 
-from hgt_cluster_kedro.embeddings import to_frame
+from hgt_cluster_kedro.embeddings import from_frame, to_frame
 from hgt_cluster_kedro.graph import GraphArtifact
+from hgt_cluster_kedro.models.hgt import HGTEncoder
 from hgt_cluster_kedro.training.distributed import join_command, train_distributed
 from hgt_cluster_kedro.training.hgt_trainer import (
     HGTTrainConfig,
@@ -27,6 +31,7 @@ from hgt_cluster_kedro.training.hgt_trainer import (
     load_hgt,
     peak_rss_mb,
     run_identity,
+    save_hgt,
 )
 
 from .._common import run_fingerprint
@@ -47,33 +52,44 @@ def _user_owners(
     return users["part"].to_numpy()
 
 
-def train(
+def _launch_and_embed(
     graph: GraphArtifact,
     interactions: pd.DataFrame,
     partitions: dict[str, pd.DataFrame],
     params: dict[str, Any],
-) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-    """Train HGT with torchrun (``params.launch``) and embed users and items.
+    train_params: dict[str, Any],
+    *,
+    name: str,
+    init_model: dict[str, Any] | None = None,
+) -> tuple[HGTEncoder, dict[str, Any], pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """Resolve the configuration, train through torchrun, embed users and items.
 
-    Returns the model (tensors + config), user and item embeddings keyed by
-    original ids, and a training summary (time, peak memory, history).
+    Returns the trained encoder, its catalog form (tensors + config), user and
+    item embeddings keyed by original ids, and the training summary.
     """
     launch = dict(params.get("launch") or {})
     inference = dict(params.get("inference") or {})
     # the run directory is keyed by what the trainer's resume rules compare, so a
     # rerun that may resume lands in the same directory and finds its checkpoints
     config = HGTTrainConfig.model_validate(
-        {"checkpoint_dir": "<run dir>", **params["train"]}
+        {"checkpoint_dir": "<run dir>", **train_params}
     )
-    fingerprint = run_fingerprint(run_identity(config), graph.summary())
-    out_dir = Path(params["run_dir"]) / f"hgt-{fingerprint}"
+    init_key = None if init_model is None else _state_digest(init_model)
+    fingerprint = run_fingerprint(run_identity(config), graph.summary(), init_key)
+    out_dir = Path(params["run_dir"]) / f"{name}-{fingerprint}"
     if config.checkpoint_dir == "<run dir>":
         config = config.model_copy(
             update={"checkpoint_dir": str(out_dir / "checkpoints")}
         )
+    if init_model is not None:
+        encoder = HGTEncoder.from_config(init_model["metadata"])
+        encoder.load_state_dict(init_model["tensors"])
+        path = save_hgt(encoder, out_dir / "init_model.safetensors")
+        config = config.model_copy(update={"init_model": str(path)})
     owners = _user_owners(graph, partitions) if params.get("use_partitions") else None
     logger.info(
-        "Launching HGT training: %s process(es) x %s node(s), run dir %s",
+        "Launching %s training: %s process(es) x %s node(s), run dir %s",
+        name,
         launch.get("nproc_per_node", 2),
         launch.get("nnodes", 1),
         out_dir,
@@ -93,21 +109,20 @@ def train(
     train_seconds = time.perf_counter() - start
     model = load_hgt(model_path)
     start = time.perf_counter()
-    fanouts = inference.get("fanouts")
     emb = {
         t: embed_all(
             model,
             graph,
             t,
             batch_size=int(inference.get("batch_size", 1024)),
-            fanouts=fanouts,
+            fanouts=inference.get("fanouts"),
             seed=int(inference.get("seed", 0)),
         )
         for t in (graph.schema.user_type, graph.schema.item_type)
     }
     infer_seconds = time.perf_counter() - start
     summary = {
-        "method": "hgt",
+        "method": name,
         "embedding_dim": config.hidden,
         "train_seconds": train_seconds,
         "inference_seconds": infer_seconds,
@@ -119,9 +134,109 @@ def train(
         "params": config.model_dump(),
     }
     state = {"tensors": load_file(str(model_path)), "metadata": model.config}
+    user_t, item_t = graph.schema.user_type, graph.schema.item_type
+    return (
+        model,
+        state,
+        to_frame(graph.ids[user_t], emb[user_t]),
+        to_frame(graph.ids[item_t], emb[item_t]),
+        summary,
+    )
+
+
+def _state_digest(model: dict[str, Any]) -> str:
+    """Content hash of a catalog model (tensors + config)."""
+    h = hashlib.sha256(json.dumps(model["metadata"], sort_keys=True).encode())
+    for key in sorted(model["tensors"]):
+        h.update(key.encode())
+        h.update(model["tensors"][key].detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def train(
+    graph: GraphArtifact,
+    interactions: pd.DataFrame,
+    partitions: dict[str, pd.DataFrame],
+    params: dict[str, Any],
+) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """Train HGT with torchrun (``params.launch``) and embed users and items.
+
+    Returns the model (tensors + config), user and item embeddings keyed by
+    original ids, and a training summary (time, peak memory, history).
+    """
+    _, state, users, items, summary = _launch_and_embed(
+        graph, interactions, partitions, params, dict(params["train"]), name="hgt"
+    )
+    return state, users, items, summary
+
+
+def train_joint_som(
+    graph: GraphArtifact,
+    interactions: pd.DataFrame,
+    partitions: dict[str, pd.DataFrame],
+    hgt_model: dict[str, Any],
+    *,
+    params: dict[str, Any],
+    joint: dict[str, Any],
+) -> tuple[
+    dict[str, Any],
+    pd.DataFrame,
+    pd.DataFrame,
+    dict[str, Any],
+    pd.DataFrame,
+    pd.DataFrame,
+]:
+    """Fine-tune the self-supervised HGT jointly with a SOM (the original's
+    HGT + SOM), through the same torchrun launcher.
+
+    ``joint.train`` overrides ``params.train`` (it must set ``som``). Users are
+    clustered by their winning SOM centre.
+
+    Returns the model, user and item embeddings, the training summary, the user
+    clusters (``id``, ``cluster``) and the centres (``cluster``, ``e0 …``,
+    ``size``).
+    """
+    overrides = dict(joint.get("train") or {})
+    if not overrides.get("som"):
+        raise ValueError("hgt_som_joint.train.som must configure the joint SOM")
+    model, state, users, items, summary = _launch_and_embed(
+        graph,
+        interactions,
+        partitions,
+        params,
+        {**params["train"], **overrides},
+        name="hgt_som_joint",
+        init_model=hgt_model,
+    )
+    assert model.som is not None  # guaranteed by the som setting
+    emb = torch.from_numpy(from_frame(users, users["id"].to_numpy()))
+    clusters = model.som.assign(emb).numpy().astype(np.int32)
+    k = model.som.num_centres
+    sizes = np.bincount(clusters, minlength=k)
+    summary["som"] = {
+        "num_centres": k,
+        "empty_centres": int((sizes == 0).sum()),
+        "quantization_error": float(
+            model.som.distances(emb).min(dim=1).values.sqrt().mean()
+        ),
+    }
+    logger.info(
+        "Joint SOM: %d centres, %d empty, quantisation error %.4f",
+        k,
+        summary["som"]["empty_centres"],
+        summary["som"]["quantization_error"],
+    )
+    centres = pd.DataFrame(
+        model.som.centres.numpy().astype(np.float32),
+        columns=[f"e{j}" for j in range(model.som.dim)],
+    )
+    centres.insert(0, "cluster", np.arange(k, dtype=np.int32))
+    centres["size"] = sizes
     return (
         state,
-        to_frame(graph.ids[graph.schema.user_type], emb[graph.schema.user_type]),
-        to_frame(graph.ids[graph.schema.item_type], emb[graph.schema.item_type]),
+        users,
+        items,
         summary,
+        pd.DataFrame({"id": users["id"].to_numpy(), "cluster": clusters}),
+        centres,
     )
