@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,10 @@ import yaml
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# mlflow (optional extra): no telemetry client (it starts on import unless this is
+# set), and its local file store (mlruns/) allowed, as in the Makefile
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -97,3 +102,78 @@ def kedro_project(
         "parameters_data_generation.yml", "data_generation", tiny_generation_params()
     )
     yield project
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _conf_params(
+    project: KedroProject, name: str, file: str | None = None
+) -> dict[str, Any] | None:
+    path = project.root / "conf" / "base" / f"parameters_{file or name}.yml"
+    data = yaml.safe_load(path.read_text()) if path.exists() else {}
+    return data.get(name)
+
+
+def configure_tiny_default_run(project: KedroProject) -> KedroProject:
+    """Tiny parameters for every pipeline of the default run (the setup of
+    ``tests/pipelines/test_evaluation.py``): 400 users, a few TwHIN epochs, three
+    HGT steps on one torchrun worker, k = 4 (the planted communities)."""
+    hgt = _conf_params(project, "hgt")
+    hgt["train"].update(
+        {
+            "epochs": 1,
+            "max_steps": 3,
+            "batch_size": 64,
+            "progress": False,
+            "val_max_users": 50,
+        }
+    )
+    hgt["launch"].update(
+        {"nproc_per_node": 1, "rdzv_endpoint": f"127.0.0.1:{_free_port()}"}
+    )
+    project.set_params("parameters_hgt.yml", "hgt", hgt)
+    joint = _conf_params(project, "hgt_som_joint", "hgt")
+    if joint is not None:  # a few fine-tuning steps of the joint HGT + SOM
+        joint["train"].update({"max_steps": 3})
+        joint["train"]["som"].update({"num_centres": 4, "init_users": 100})
+        project.set_params("parameters_hgt.yml", "hgt_som_joint", joint)
+    twhin = _conf_params(project, "twhin")
+    twhin.update({"epochs": 3, "batch_size": 512, "progress": False})
+    project.set_params("parameters_twhin.yml", "twhin", twhin)
+    graph = _conf_params(project, "graph")
+    graph["partition"].update({"num_parts": 2, "compare": False})
+    project.set_params("parameters_graph.yml", "graph", graph)
+    clustering = _conf_params(project, "clustering")
+    clustering.update({"k": 4})
+    project.set_params("parameters_clustering.yml", "clustering", clustering)
+    som = _conf_params(project, "som")
+    if som is not None:  # SOM clustering (when the pipeline exists)
+        som.update({"rows": 4, "cols": 4, "k": 4, "epochs": 5, "progress": False})
+        project.set_params("parameters_som.yml", "som", som)
+    return project
+
+
+@pytest.fixture(scope="session")
+def tiny_run_project(tmp_path_factory: pytest.TempPathFactory) -> KedroProject:
+    """One tiny default run (``configure_tiny_default_run``) per test session,
+    shared by tests that only read its outputs (kedro-viz, the notebook, MLflow):
+    copy ``root`` before writing to it."""
+    root = tmp_path_factory.mktemp("tiny_run") / "project"
+    root.mkdir()
+    shutil.copytree(REPO / "conf", root / "conf")
+    shutil.copy(REPO / "pyproject.toml", root / "pyproject.toml")
+    (root / "src").mkdir()
+    (root / "data").mkdir()
+    project = KedroProject(root)
+    project.set_params(
+        "parameters_data_generation.yml", "data_generation", tiny_generation_params()
+    )
+    configure_tiny_default_run(project)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        project.run()
+    return project

@@ -1,4 +1,5 @@
-"""Project hooks: a pre-flight check of output paths, and the dask client."""
+"""Project hooks: the run environment, a pre-flight check of output paths, and
+the dask client."""
 
 from __future__ import annotations
 
@@ -35,6 +36,26 @@ def unwritable_reason(path: Path) -> str | None:
     if not os.access(target, os.W_OK | os.X_OK):
         return f"{target} is not writable"
     return None
+
+
+class RunEnvHook:
+    """Tell the pipeline registry which Kedro environment runs.
+
+    ``register_pipelines()`` receives no environment and ``kedro run --env X``
+    does not set ``KEDRO_ENV``. ``after_context_created`` fires in
+    ``KedroSession.run`` before the pipelines are first read, so recording
+    ``context.env`` here lets ``register_pipelines`` build the environment's
+    default run (``ingestion`` first for ``--env dblp``); see
+    :mod:`hgt_cluster_kedro.pipeline_registry`. ``tryfirst``: before other
+    hooks that read ``context.params`` (which loads the pipelines to validate
+    parameters).
+    """
+
+    @hook_impl(tryfirst=True)
+    def after_context_created(self, context: Any) -> None:
+        from hgt_cluster_kedro.pipeline_registry import use_env
+
+        use_env(context.env)
 
 
 class OutputPathCheckHook:

@@ -3,8 +3,6 @@ clear errors of bad evaluation inputs."""
 
 from __future__ import annotations
 
-import socket
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,12 +13,7 @@ from hgt_cluster_kedro.pipelines.evaluation.nodes import (
     evaluate_baselines,
     evaluate_method,
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from hgt_cluster_kedro.pipelines.methods import METHODS
 
 
 def _load(project, name):
@@ -30,32 +23,9 @@ def _load(project, name):
 
 
 @pytest.fixture
-def tiny_default_run(kedro_project):
-    hgt = _load(kedro_project, "hgt")
-    hgt["train"].update(
-        {
-            "epochs": 1,
-            "max_steps": 3,
-            "batch_size": 64,
-            "progress": False,
-            "val_max_users": 50,
-        }
-    )
-    hgt["launch"].update(
-        {"nproc_per_node": 1, "rdzv_endpoint": f"127.0.0.1:{_free_port()}"}
-    )
-    kedro_project.set_params("parameters_hgt.yml", "hgt", hgt)
-    twhin = _load(kedro_project, "twhin")
-    twhin.update({"epochs": 3, "batch_size": 512, "progress": False})
-    kedro_project.set_params("parameters_twhin.yml", "twhin", twhin)
-    graph = _load(kedro_project, "graph")
-    graph["partition"].update({"num_parts": 2, "compare": False})
-    kedro_project.set_params("parameters_graph.yml", "graph", graph)
-    clustering = _load(kedro_project, "clustering")
-    clustering.update({"k": 4})
-    kedro_project.set_params("parameters_clustering.yml", "clustering", clustering)
-    kedro_project.run()
-    return kedro_project
+def tiny_default_run(tiny_run_project):
+    """The session's tiny default run (tests/conftest.py), read-only here."""
+    return tiny_run_project
 
 
 @pytest.mark.slow
@@ -63,13 +33,16 @@ def test_default_run_writes_comparison(tiny_default_run):
     catalog = tiny_default_run.catalog()
     comparison = catalog.load("comparison")
     methods = [r["method"] for r in comparison]
-    assert methods == ["twhin_kmeans", "hgt_kmeans", "popularity", "random"]
-    twhin = comparison[0]
+    assert methods == [*METHODS, "popularity", "random"]
+    by_method = {r["method"]: r for r in comparison}
+    twhin = by_method["twhin_kmeans"]
     for key in ("nmi", "ari", "recall@50", "ndcg@50", "hitrate@50", "train_seconds"):
         assert key in twhin, key
     # TwHIN recovers the planted communities well above chance on tiny data
     assert twhin["nmi"] > 0.2
-    assert twhin["recall@50"] > comparison[3]["recall@50"]  # beats random
+    assert twhin["recall@50"] > by_method["random"]["recall@50"]  # beats random
+    for method in METHODS:  # every method was clustered and scored
+        assert 0.0 <= by_method[method]["nmi"] <= 1.0, method
     table = (tiny_default_run.root / "data/08_reporting/comparison.md").read_text()
     assert table.splitlines()[0].startswith("| method | nmi | ari")
     clusters = catalog.load("twhin_kmeans.user_clusters")

@@ -32,6 +32,10 @@ class Method:
 METHODS: dict[str, Method] = {
     "twhin_kmeans": Method(embeddings="twhin", clusterer="kmeans"),
     "hgt_kmeans": Method(embeddings="hgt", clusterer="kmeans"),
+    "twhin_som": Method(embeddings="twhin", clusterer="som"),
+    "hgt_som": Method(embeddings="hgt", clusterer="som"),
+    "count_profile_kmeans": Method(embeddings="count_profile", clusterer="kmeans"),
+    "hgt_som_joint": Method(embeddings="hgt_som_joint", clusterer="trained"),
 }
 
 

@@ -173,6 +173,8 @@ class HGTTrainConfig(BaseModel):
         dropout: dropout probability.
         id_embedding_types: node types with an id embedding besides features
             (``None``: only types without features; ``"all"``; or a list).
+        use_features: feed the graph's node features to the input layer
+            (``False``: id embeddings only; every type then gets one).
         fanouts: neighbours per hop, one list for every edge type or a dict
             ``{relation: list}`` keyed by relation name (``rev_*`` names for the
             reverse twins) or ``"src__rel__dst"``; missing relations are not
@@ -225,6 +227,7 @@ class HGTTrainConfig(BaseModel):
     layers: int = Field(default=2, ge=1)
     dropout: float = Field(default=0.5, ge=0.0, lt=1.0)
     id_embedding_types: Literal["all"] | list[str] | None = None
+    use_features: bool = True
     fanouts: Fanouts = Field(default_factory=lambda: [4, 2])
     eval_fanouts: Fanouts | None = None
     num_neg: int = Field(default=2, ge=1)
@@ -1235,7 +1238,9 @@ def train_hgt(
             model = HGTEncoder(
                 (csr.node_types, csr.edge_types),
                 csr.num_nodes,
-                {t: int(x.shape[1]) for t, x in features.items()},
+                {t: int(x.shape[1]) for t, x in features.items()}
+                if cfg.use_features
+                else {},
                 hidden=cfg.hidden,
                 heads=cfg.heads,
                 num_layers=cfg.layers,
