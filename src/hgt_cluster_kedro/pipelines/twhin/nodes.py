@@ -42,7 +42,10 @@ def train(
     summary = {
         "method": "twhin",
         "embedding_dim": model.dim,
-        "train_seconds": seconds,
+        # a rerun that resumes a finished run trains for ~0 s: report the
+        # training time of every epoch (restored from the checkpoint history)
+        "train_seconds": max(seconds, float(sum(history.get("seconds", [])))),
+        "wall_seconds": seconds,
         "peak_memory_mb": peak_rss_mb(),
         "epochs": len(history.get("loss", [])),
         "history": history,
