@@ -92,8 +92,9 @@ class _ConcatHeteroLinear(HeteroLinear):
     it took ~80 % of an HGT training step on CPU. Concatenating the per-type
     products of ``x.split`` segments computes the same values with an O(rows)
     backward: 1.26x the seeds/s at 8k users, about 3x on the 20k-user default
-    graph (the saving grows with the batch; ``benchmarks/bench_hgt.py``). ``HGTConv`` sorts rows by type
-    (``is_sorted=True``), so ``type_ptr`` is a plain segment pointer.
+    graph (the saving grows with the batch; ``benchmarks/bench_hgt.py``).
+    ``HGTConv`` sorts rows by type (``is_sorted=True``), so ``type_ptr`` is a
+    plain segment pointer.
     """
 
     def forward_naive(self, x: Tensor, type_ptr: Tensor) -> Tensor:
