@@ -209,3 +209,16 @@ def test_fail_hook_fires_once(tmp_path, monkeypatch):
         hgt_trainer._maybe_fail(cfg, 3, 1, 2, 3)
     hgt_trainer._maybe_fail(cfg, 3, 1, 2, 3)  # marker exists: only once
     assert calls == [1]
+
+
+def test_use_features_false_trains_on_ids_only(planted):
+    graph, val, _ = planted
+    assert graph.features  # the planted users have features
+    model, history = train_hgt(
+        graph, val, {**FAST, "epochs": 1, "patience": None, "use_features": False}
+    )
+    assert model.feature_dims == {} and set(model.id_embedding_types) == set(
+        graph.csr.node_types
+    )
+    emb = embed_all(model, graph, "user", progress=False)
+    assert np.isfinite(emb).all() and len(history["train_loss"]) == 1
