@@ -60,6 +60,8 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from .kmeans import _resolve_device
+
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -120,15 +122,6 @@ class SOMResult:
 
 
 # --------------------------------------------------------------------------- checks
-
-
-def _resolve_device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} but CUDA is not available")
-    return dev
 
 
 def _check_int(name: str, value: object, low: int = 1) -> int:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kedro.pipeline import Pipeline
+
 
 @dataclass(frozen=True)
 class Method:
@@ -44,5 +46,19 @@ def methods_using(clusterer: str) -> dict[str, str]:
     return {n: m.embeddings for n, m in METHODS.items() if m.clusterer == clusterer}
 
 
-#: the KMeans methods (kept as a name for the clustering pipeline)
-KMEANS_METHODS: dict[str, str] = methods_using("kmeans")
+def per_method(template: Pipeline, clusterer: str, params: str) -> Pipeline:
+    """One copy of ``template`` per method using ``clusterer``, namespaced by the
+    method, reading ``<prefix>_user_embeddings`` and the shared ``params``
+    (e.g. ``"params:som"``)."""
+    return sum(
+        (
+            Pipeline(
+                template,
+                namespace=method,
+                inputs={"user_embeddings": f"{prefix}_user_embeddings"},
+                parameters={params: params},
+            )
+            for method, prefix in methods_using(clusterer).items()
+        ),
+        Pipeline([]),
+    )

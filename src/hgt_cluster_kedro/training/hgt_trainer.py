@@ -430,6 +430,20 @@ def save_hgt(
     return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), header))
 
 
+def _model_header(path: str | Path, name: str) -> dict[str, str]:
+    """The header of an HGT model file written by :func:`save_hgt`; ``name`` is
+    the argument named in the errors."""
+    from safetensors import safe_open
+
+    if not Path(path).is_file():
+        raise ValueError(f"{name} {str(path)!r} is not a file")
+    with safe_open(str(path), framework="pt") as f:
+        header = f.metadata() or {}
+    if header.get("format") != _MODEL_FORMAT:
+        raise ValueError(f"{name} {str(path)!r} is not an HGT model file")
+    return header
+
+
 def load_hgt(path: str | Path, device: str | torch.device = "cpu") -> HGTEncoder:
     """Rebuild the encoder written by :func:`save_hgt` (in eval mode).
 
@@ -437,16 +451,9 @@ def load_hgt(path: str | Path, device: str | torch.device = "cpu") -> HGTEncoder
         path: the ``.safetensors`` file.
         device: where to put the model.
     """
-    from safetensors import safe_open
     from safetensors.torch import load_file
 
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"path {str(path)!r} is not a file")
-    with safe_open(str(path), framework="pt") as f:
-        header = f.metadata() or {}
-    if header.get("format") != _MODEL_FORMAT:
-        raise ValueError(f"path {str(path)!r} is not an HGT model file")
+    header = _model_header(path, "path")
     model = HGTEncoder.from_config(json.loads(header["config"]))
     model.load_state_dict(load_file(str(path)))
     return model.to(device).eval()
@@ -1068,16 +1075,9 @@ def _batch_loss(
 
 def _load_init(model: HGTEncoder, path: str) -> None:
     """Load the encoder weights of the model file ``path`` (``init_model``)."""
-    from safetensors import safe_open
     from safetensors.torch import load_file
 
-    if not Path(path).is_file():
-        raise ValueError(f"init_model {path!r} is not a file")
-    with safe_open(path, framework="pt") as f:
-        header = f.metadata() or {}
-    if header.get("format") != _MODEL_FORMAT:
-        raise ValueError(f"init_model {path!r} is not an HGT model file")
-    stored = json.loads(header["config"])
+    stored = json.loads(_model_header(path, "init_model")["config"])
     ours = model.config
     keys = ("node_types", "edge_types", "num_nodes", "feature_dims", "hidden")
     keys += ("heads", "num_layers", "id_embedding_types")

@@ -2,7 +2,7 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from ..methods import KMEANS_METHODS
+from ..methods import per_method
 from .nodes import cluster_users
 
 
@@ -20,15 +20,4 @@ def _template() -> Pipeline:
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    return sum(
-        (
-            Pipeline(
-                _template(),
-                namespace=method,
-                inputs={"user_embeddings": f"{prefix}_user_embeddings"},
-                parameters={"params:clustering": "params:clustering"},
-            )
-            for method, prefix in KMEANS_METHODS.items()
-        ),
-        Pipeline([]),
-    )
+    return per_method(_template(), "kmeans", "params:clustering")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import re
 import time
 from typing import Any
@@ -28,6 +27,7 @@ from hgt_cluster_kedro.evaluation import (
 )
 from hgt_cluster_kedro.evaluation.clusters import label_protocol
 from hgt_cluster_kedro.graph import GraphArtifact
+from hgt_cluster_kedro.reporting.history import format_value
 
 logger = logging.getLogger(__name__)
 
@@ -234,14 +234,6 @@ def evaluate_baselines(
     return out
 
 
-def _fmt(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    if isinstance(value, bool) or not isinstance(value, float):
-        return str(value)
-    return f"{value:.1f}" if abs(value) >= 10 else f"{value:.4f}"
-
-
 _PROTOCOL_KEY = re.compile(r"^(nmi|ari)_k(\d+)_mean$")
 
 
@@ -259,7 +251,7 @@ def _cell(record: dict[str, Any], metric: str, protocol: list[str]) -> str:
         if mean is None:
             return "–"
         return f"{mean:.4f} ± {std:.4f}"
-    return _fmt(record.get(metric))
+    return format_value(record.get(metric))
 
 
 def compare(

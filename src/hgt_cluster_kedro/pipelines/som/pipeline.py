@@ -2,7 +2,7 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from ..methods import methods_using
+from ..methods import per_method
 from .nodes import plot_som, train_som
 
 
@@ -26,15 +26,4 @@ def _template() -> Pipeline:
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    return sum(
-        (
-            Pipeline(
-                _template(),
-                namespace=method,
-                inputs={"user_embeddings": f"{prefix}_user_embeddings"},
-                parameters={"params:som": "params:som"},
-            )
-            for method, prefix in methods_using("som").items()
-        ),
-        Pipeline([]),
-    )
+    return per_method(_template(), "som", "params:som")
