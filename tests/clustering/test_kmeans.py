@@ -53,15 +53,16 @@ def test_blobs_agree_with_sklearn(blobs):
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 @pytest.mark.parametrize("prune", [True, False])
-def test_same_iterates_as_sklearn_lloyd(overlapping, precision, prune):
+@pytest.mark.parametrize("k", [12, 32])  # 32: Yinyang bounds over 4 groups
+def test_same_iterates_as_sklearn_lloyd(overlapping, precision, prune, k):
     """From the same initial centroids, every acceleration gives Lloyd's result."""
     x = overlapping
-    init = x[np.random.default_rng(0).choice(len(x), 12, replace=False)]
-    ref = KMeans(12, init=init, n_init=1, max_iter=15, tol=0, algorithm="lloyd")
+    init = x[np.random.default_rng(0).choice(len(x), k, replace=False)]
+    ref = KMeans(k, init=init, n_init=1, max_iter=15, tol=0, algorithm="lloyd")
     ref.fit(x)
     ours = kmeans(
         x,
-        12,
+        k,
         init=init,
         max_iter=15,
         tol=0,
@@ -118,6 +119,21 @@ def test_edge_sizes_and_tensor_input():
     every = kmeans(x, 50, device="cpu")
     assert np.unique(every.labels).size == 50
     assert every.inertia == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_many_clusters_masked_path_matches_sklearn(precision):
+    """k > 256: the exact masked reduction (no index packing), 30 Yinyang groups."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(3000, 8)).astype(np.float32)
+    init = x[rng.choice(3000, 300, replace=False)]
+    ref = KMeans(300, init=init, n_init=1, max_iter=8, tol=0, algorithm="lloyd")
+    ref.fit(x)
+    ours = kmeans(
+        x, 300, init=init, max_iter=8, tol=0, device="cpu", precision=precision
+    )
+    assert (ours.labels == ref.labels_).mean() > 0.999
+    assert ours.inertia == pytest.approx(ref.inertia_, rel=1e-5)
 
 
 @pytest.mark.parametrize(

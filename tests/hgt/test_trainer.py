@@ -79,11 +79,17 @@ def test_resume_equals_uninterrupted(planted, tmp_path):
     _, h_part = train_hgt(
         graph, val, {**cfg, "checkpoint_dir": part_dir, "max_steps": 25}
     )
-    assert h_part["stop_reason"] == "max_steps" and len(h_part["epoch"]) == 1
+    assert h_part["stop_reason"] == "max_steps"
+    # the partial epoch 2 (6 of 19 steps) is validated and reported too
+    assert h_part["epoch"] == [1, 2]
+    assert h_part["epoch_fraction"] == pytest.approx([1.0, 6 / 19])
+    assert h_part["val_recall"][1] is not None
+    assert h_part["steps"] == [19, 25]
     assert latest_hgt_checkpoint(part_dir)[0] == 25
     resumed, h_res = train_hgt(graph, val, {**cfg, "checkpoint_dir": part_dir})
     assert h_res["resumed_from_step"] == [25]
     assert h_res["total_steps"] == steps
+    assert h_res["epoch"] == [1, 2, 3] and h_res["epoch_fraction"] == [1.0] * 3
     assert h_res["train_loss"] == pytest.approx(h_full["train_loss"], rel=1e-5)
     assert h_res["val_recall"] == pytest.approx(h_full["val_recall"], abs=1e-6)
     a, b = _state(full), _state(resumed)

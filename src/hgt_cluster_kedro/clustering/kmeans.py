@@ -4,12 +4,16 @@
 point to its nearest centroid, move every centroid to the mean of its points),
 on CPU or GPU, with three devices to do less work:
 
-* **Hamerly's bounds** (G. Hamerly, *Making k-means even faster*, SDM 2010): per
-  point an upper bound ``u`` on the distance to its centroid and a lower bound
-  ``l`` on the distance to every other one. After centroid moves ``delta``,
-  ``u += delta[a]`` and ``l -= max_{j != a} delta[j]``; a point with
-  ``u <= max(l, s[a])`` (``s[j]``: half the distance from centroid ``j`` to its
-  nearest other centroid) cannot change cluster and is skipped.
+* **Yinyang / Hamerly bounds** (G. Hamerly, *Making k-means even faster*, SDM
+  2010; Y. Ding et al., *Yinyang K-Means*, ICML 2015): per point an upper bound
+  ``u`` on the distance to its centroid and, per group of ``k / 8`` centroids
+  (``_num_groups``; one group = Hamerly), a lower bound ``l_g`` on the distance
+  to every other centroid of the group. After centroid moves ``delta``,
+  ``u += delta[a]`` and ``l_g -= max_{j in g} delta[j]``; a point with
+  ``u <= max(min_g l_g, s[a])`` (``s[j]``: half the distance from centroid ``j``
+  to its nearest other centroid) cannot change cluster and is skipped; before
+  that, ``u`` is tightened to the exact distance to the own centroid (cheap next
+  to a distance row). Bounds are updated and tested chunk by chunk in parallel.
 * **One matmul per chunk** for the rest: ``[x, ||x||^2, 1] @ [-2c, 1, ||c||^2]^T``
   gives the squared distances; the argmin is an ``amin`` over ``int32`` keys with
   the centroid index packed into the low mantissa bits (``torch.argmin`` is not
@@ -203,7 +207,6 @@ class _Points:
     xa: Tensor  # [n, d + 2] float32: [x, ||x||^2, 1]
     xb: Tensor | None  # [n, d + 6] bf16: [x, split3(||x||^2), 1, 1, 1], or None
     norm: Tensor  # [n] ||x||
-    norm_max: float
 
     @property
     def d(self) -> int:
@@ -218,22 +221,31 @@ class _Points:
         return self.xa[:, self.d]
 
 
-def _make_points(x: Tensor, mean: Tensor, bf16: bool) -> _Points:
-    """Points ``x - mean`` (centring keeps norms, hence rounding errors, small)."""
+def _make_points(
+    x: Tensor, mean: Tensor, bf16: bool, batch_size: int = 65536, workers: int = 1
+) -> _Points:
+    """Points ``x - mean`` (centring keeps norms, hence rounding errors, small),
+    built chunk by chunk over ``workers`` threads."""
     n, d = x.shape
     xa = torch.empty(n, d + 2, dtype=torch.float32, device=x.device)
-    xc = xa[:, :d]
-    torch.sub(x, mean, out=xc)
-    norm = torch.linalg.vector_norm(xc, dim=1)
-    xa[:, d] = norm.square()
-    xa[:, d + 1] = 1.0
-    xb = None
-    if bf16:
-        xb = torch.empty(n, d + 6, dtype=torch.bfloat16, device=x.device)
-        xb[:, :d] = xc
-        xb[:, d : d + 3] = _split3(xa[:, d])
-        xb[:, d + 3 :] = 1.0
-    return _Points(xa=xa, xb=xb, norm=norm, norm_max=float(norm.max()))
+    norm = torch.empty(n, dtype=torch.float32, device=x.device)
+    xb = torch.empty(n, d + 6, dtype=torch.bfloat16, device=x.device) if bf16 else None
+
+    def run(lo: int, hi: int) -> None:
+        for start in range(lo, hi, batch_size):
+            stop = min(start + batch_size, hi)
+            xc = xa[start:stop, :d]
+            torch.sub(x[start:stop], mean, out=xc)
+            torch.linalg.vector_norm(xc, dim=1, out=norm[start:stop])
+            xa[start:stop, d] = norm[start:stop].square()
+            xa[start:stop, d + 1] = 1.0
+            if xb is not None:
+                xb[start:stop, :d] = xc
+                xb[start:stop, d : d + 3] = _split3(xa[start:stop, d])
+                xb[start:stop, d + 3 :] = 1.0
+
+    _run_chunks(n, batch_size, workers, run)
+    return _Points(xa=xa, xb=xb, norm=norm)
 
 
 @dataclass
@@ -284,8 +296,9 @@ def _pack_bits(k: int) -> int:
 def _top2_packed(
     keys: Tensor, out: tuple[Tensor, Tensor], low: int, jidx: Tensor, flat: Tensor
 ) -> None:
-    """Smallest two of each row of ``keys`` (``int32`` view of non-negative
-    ``float32`` with zeroed ``low`` bits), written into ``out = (m1, m2)``.
+    """Smallest key of each row of ``keys`` (``int32`` view of non-negative
+    ``float32`` with zeroed ``low`` bits) into ``m1`` and, per group of
+    ``m2.shape[1]`` equal column ranges, the smallest of the others into ``m2``.
 
     ``torch.argmin`` is not vectorised on CPU (some 20x slower than ``amin``).
     Non-negative floats order like their ``int32`` bit patterns, so the column
@@ -293,10 +306,11 @@ def _top2_packed(
     together (ties to the lower index). ``keys`` is overwritten.
     """
     m1, m2 = out
+    rows, k = keys.shape
     keys.bitwise_or_(jidx)
     torch.amin(keys, dim=1, out=m1)
-    keys.view(-1)[flat[: keys.shape[0]] + (m1 & low)] = torch.iinfo(torch.int32).max
-    torch.amin(keys, dim=1, out=m2)
+    keys.view(-1)[flat[:rows] + (m1 & low)] = torch.iinfo(torch.int32).max
+    torch.amin(keys.view(rows, m2.shape[1], k // m2.shape[1]), dim=2, out=m2)
 
 
 def _decode(m: Tensor, low: int, up: bool) -> Tensor:
@@ -309,9 +323,11 @@ def _assign_exact(
     cen: _Centroids,
     rows: Tensor | None,
     batch_size: int,
+    *,
     workers: int = 1,
+    groups: int = 1,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Nearest and second-nearest centroid by float32 matmuls.
+    """Nearest centroid, and the nearest other one per group, by float32 matmuls.
 
     For ``k <= 256`` the index is packed into the ``ceil(log2 k)`` lowest mantissa
     bits of the squared distances (:func:`_top2_packed`): distances within a
@@ -325,10 +341,12 @@ def _assign_exact(
         rows: row ids to assign (gathered chunk by chunk), or ``None`` for all.
         batch_size: rows per matmul.
         workers: threads over the chunks (:func:`_run_chunks`).
+        groups: number of equal, contiguous ranges of centroids (divides ``k``).
 
     Returns:
-        ``(labels int64, d1, d2)``: non-squared distances to the nearest and the
-        second-nearest centroid (``inf`` when ``k == 1``).
+        ``(labels int64, d1 [n], d2 [n, groups])``: non-squared distances to the
+        nearest centroid and, per group, to the nearest centroid other than it
+        (``inf`` when there is none).
     """
     xa, ca = pts.xa, cen.ca
     n, k = (xa.shape[0] if rows is None else rows.numel()), ca.shape[0]
@@ -346,45 +364,46 @@ def _assign_exact(
         return (
             torch.zeros(n, dtype=torch.int64, device=dev),
             sq.squeeze(1).clamp_(min=0.0).sqrt_(),
-            torch.full((n,), float("inf"), device=dev),
+            torch.full((n, 1), float("inf"), device=dev),
         )
+    labels = torch.empty(n, dtype=torch.int64, device=dev)
+    d1 = torch.empty(n, dtype=torch.float32, device=dev)
+    d2 = torch.empty(n, groups, dtype=torch.float32, device=dev)
     if k <= _PACK_MAX_K:
         low = (1 << _pack_bits(k)) - 1
         jidx = torch.arange(k, dtype=torch.int32, device=dev)
         flat = torch.arange(min(batch_size, n), device=dev) * k
-        m1 = torch.empty(n, dtype=torch.int32, device=dev)
-        m2 = torch.empty(n, dtype=torch.int32, device=dev)
 
         def packed(lo: int, hi: int) -> None:
+            m1 = torch.empty(min(batch_size, hi - lo), dtype=torch.int32, device=dev)
+            m2 = torch.empty(len(m1), groups, dtype=torch.int32, device=dev)
             for start in range(lo, hi, batch_size):
                 stop = min(start + batch_size, hi)
+                a, b = m1[: stop - start], m2[: stop - start]
                 dist = torch.mm(chunk(start, stop), ca.T).clamp_(min=0.0)
                 keys = dist.view(torch.int32).bitwise_and_(~low)
-                _top2_packed(keys, (m1[start:stop], m2[start:stop]), low, jidx, flat)
+                _top2_packed(keys, (a, b), low, jidx, flat)
+                labels[start:stop] = a & low
+                torch.sqrt(_decode(a, low, True), out=d1[start:stop])
+                torch.sqrt(_decode(b, low, False), out=d2[start:stop])
 
         _run_chunks(n, batch_size, workers, packed)
-        labels = (m1 & low).long()
-        return labels, _decode(m1, low, True).sqrt(), _decode(m2, low, False).sqrt()
-    labels = torch.empty(n, dtype=torch.int64, device=dev)
-    d1 = torch.empty(n, dtype=torch.float32, device=dev)
-    d2 = torch.empty(n, dtype=torch.float32, device=dev)
+        return labels, d1, d2
     rev = torch.arange(k, 0, -1, dtype=torch.float32, device=dev)  # k - j
     zero = torch.zeros((), dtype=torch.float32, device=dev)
-    inf = torch.full((), float("inf"), dtype=torch.float32, device=dev)
 
     def masked(lo: int, hi: int) -> None:
         for start in range(lo, hi, batch_size):
             stop = min(start + batch_size, hi)
             dist = torch.mm(chunk(start, stop), ca.T).clamp_(min=0.0)
             v1 = dist.amin(dim=1, keepdim=True)
-            is_min = dist == v1
             # largest k - j over the minima = smallest j (argmin's tie rule)
-            labels[start:stop] = k - torch.where(is_min, rev, zero).amax(dim=1).long()
-            v2 = torch.where(is_min, inf, dist).amin(dim=1)
-            v1 = v1.squeeze(1)
-            v2 = torch.where(is_min.sum(dim=1) > 1, v1, v2)
-            d1[start:stop] = v1.sqrt()
-            d2[start:stop] = v2.sqrt()
+            lab = k - torch.where(dist == v1, rev, zero).amax(dim=1).long()
+            labels[start:stop] = lab
+            dist.scatter_(1, lab.unsqueeze(1), float("inf"))
+            torch.sqrt(v1.squeeze(1), out=d1[start:stop])
+            v2 = dist.view(stop - start, groups, k // groups).amin(dim=2)
+            torch.sqrt(v2, out=d2[start:stop])
 
     _run_chunks(n, batch_size, workers, masked)
     return labels, d1, d2
@@ -395,9 +414,12 @@ def _assign_rows(
     cen: _Centroids,
     batch_size: int,
     rows: Tensor | None = None,
+    *,
     workers: int = 1,
+    groups: int = 1,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Nearest and second-nearest centroid of every row (or of ``rows``).
+    """Nearest centroid, and per group the nearest other one, of every row (or of
+    ``rows``).
 
     With bf16 copies, one bf16 matmul per chunk (2-4x the float32 rate on CPUs
     with AVX512-BF16, tensor cores on GPUs) screens every row first:
@@ -415,49 +437,56 @@ def _assign_rows(
     """
     k = cen.ca.shape[0]
     if pts.xb is None or cen.cb is None or k == 1 or k > _BF16_MAX_K:
-        return _assign_exact(pts, cen, rows, batch_size, workers)
+        return _assign_exact(pts, cen, rows, batch_size, workers=workers, groups=groups)
     xb_all, cb = pts.xb, cen.cb
     n = xb_all.shape[0] if rows is None else rows.numel()
     dev = xb_all.device
     low = 0xFFFF
     jidx = torch.arange(k, dtype=torch.int32, device=dev)
     flat = torch.arange(min(batch_size, n), device=dev) * k
-    m1 = torch.empty(n, dtype=torch.int32, device=dev)
-    m2 = torch.empty(n, dtype=torch.int32, device=dev)
+    labels = torch.empty(n, dtype=torch.int64, device=dev)
+    d1 = torch.empty(n, dtype=torch.float32, device=dev)
+    d2 = torch.empty(n, groups, dtype=torch.float32, device=dev)
 
-    def screen(lo: int, hi: int) -> None:
+    def screen(lo: int, hi: int) -> Tensor:
+        """Screen rows ``[lo, hi)`` chunk by chunk; returns the undecided ones."""
         buf = torch.empty(min(batch_size, hi - lo), k, dtype=torch.float32, device=dev)
+        m1 = torch.empty(min(batch_size, hi - lo), dtype=torch.int32, device=dev)
+        m2 = torch.empty(len(m1), groups, dtype=torch.int32, device=dev)
+        unsure = []
         for start in range(lo, hi, batch_size):
             stop = min(start + batch_size, hi)
-            if rows is None:
-                xb = xb_all[start:stop]
-            else:
-                xb = xb_all.index_select(0, rows[start:stop])
+            r = None if rows is None else rows[start:stop]
+            xb = xb_all[start:stop] if r is None else xb_all.index_select(0, r)
+            norm = pts.norm[start:stop] if r is None else pts.norm.index_select(0, r)
             keys_f = buf[: stop - start]
+            a, b = m1[: stop - start], m2[: stop - start]
             # bf16 -> float32 is exact. No clamp: a key rounded below zero orders
             # wrongly against another negative one, but both are then within the
             # error bound of zero and the row is recomputed exactly below.
             keys_f.copy_(torch.mm(xb, cb.T))
-            _top2_packed(
-                keys_f.view(torch.int32),
-                (m1[start:stop], m2[start:stop]),
-                low,
-                jidx,
-                flat,
-            )
+            _top2_packed(keys_f.view(torch.int32), (a, b), low, jidx, flat)
+            # the epilogue per chunk, while it is in cache (and in parallel)
+            err = norm * cen.err_a + (norm + cen.cmax).square_().mul_(cen.err_b)
+            hi1 = _decode(a, low, False).mul_(1.0 + 2.0 * _U).add_(err)
+            lo2 = _decode(b, low, False).mul_(1.0 - 2.0 * _U).sub_(err.unsqueeze(1))
+            labels[start:stop] = a & low
+            torch.sqrt(hi1.clamp(min=0.0), out=d1[start:stop])
+            torch.sqrt(lo2.clamp(min=0.0), out=d2[start:stop])
+            bad = torch.nonzero(hi1 >= lo2.amin(dim=1)).squeeze(1)
+            if bad.numel():
+                unsure.append(bad + start)
+        return torch.cat(unsure) if unsure else torch.empty(0, dtype=torch.int64)
 
-    _run_chunks(n, batch_size, workers, screen)
-    norm = pts.norm if rows is None else pts.norm.index_select(0, rows)
-    err = norm * cen.err_a + (norm + cen.cmax).square_() * cen.err_b
-    hi1 = _decode(m1, low, False) * (1.0 + 2.0 * _U) + err  # >= true nearest d^2
-    lo2 = _decode(m2, low, False) * (1.0 - 2.0 * _U) - err  # <= true others' d^2
-    labels = (m1 & low).long()
-    d1 = hi1.clamp(min=0.0).sqrt_()
-    d2 = lo2.clamp(min=0.0).sqrt_()
-    unsure = torch.nonzero(hi1 >= lo2).squeeze(1)
+    unsure = torch.cat(_run_chunks(n, batch_size, workers, screen)).to(dev)
     if unsure.numel():
         lab_e, d1_e, d2_e = _assign_exact(
-            pts, cen, unsure if rows is None else rows[unsure], batch_size, workers
+            pts,
+            cen,
+            unsure if rows is None else rows[unsure],
+            batch_size,
+            workers=workers,
+            groups=groups,
         )
         labels[unsure] = lab_e
         d1[unsure] = d1_e
@@ -586,6 +615,13 @@ def _initial_centroids(
 # --------------------------------------------------------------------- Lloyd
 
 
+def _num_groups(k: int) -> int:
+    """Centroid groups of the Yinyang bounds: the largest divisor of ``k`` not
+    above ``k / 8`` (at most 32; 1 = Hamerly's single lower bound)."""
+    target = min(32, k // 8)
+    return max((g for g in range(1, target + 1) if k % g == 0), default=1)
+
+
 def _half_min_center_dist(c: Tensor) -> Tensor:
     """``s[j] = 0.5 * min_{j' != j} ||c_j - c_j'||`` (``inf`` when ``k == 1``)."""
     k = c.shape[0]
@@ -620,25 +656,66 @@ def _lloyd(
     dev = x.device
     labels = torch.full((n,), -1, dtype=torch.int64, device=dev)
     upper = torch.empty(n, dtype=torch.float32, device=dev)
-    lower = torch.empty(n, dtype=torch.float32, device=dev)
+    groups = _num_groups(k) if prune else 1
+    lower = torch.empty(n, groups, dtype=torch.float32, device=dev)
     sums = torch.zeros(k, d, dtype=torch.float64, device=dev)
     counts = torch.zeros(k, dtype=torch.float64, device=dev)
     stale = True  # bounds invalid (start, or after re-seeding empty clusters)
     strict = False
     n_iter = 0
 
+    # centroid drifts not yet applied to the bounds: (drift [k], the largest
+    # drift per group [groups], and for one group the index of the largest
+    # drift, the largest and the second largest)
+    pending: tuple[Tensor, Tensor, int, float, float] | None = None
+
+    def candidates(c: Tensor) -> Tensor:
+        """Rows that may change cluster (the bound test, after tightening the
+        upper bound), in order; applies the pending drifts to the bounds. One
+        parallel pass over chunks of rows."""
+        s_half = _half_min_center_dist(c)
+        slack = 1.0 + 2.0**-16  # covers the float32 rounding of ||x - c||
+
+        def run(lo: int, hi: int) -> Tensor:
+            found = []
+            for start in range(lo, hi, batch_size):
+                stop = min(start + batch_size, hi)
+                lab, up, low_ = labels[start:stop], upper[start:stop], lower[start:stop]
+                if pending is not None:
+                    drift, gdrift, top, v0, v1 = pending
+                    up.add_(drift[lab])
+                    if groups == 1:  # Hamerly: the largest drift of the others
+                        low_.sub_(torch.where(lab == top, v1, v0).unsqueeze(1))
+                    else:  # Yinyang: the largest drift of each group
+                        low_.sub_(gdrift)
+                bound = torch.maximum(s_half[lab], low_.amin(dim=1))
+                cand = torch.nonzero(up > bound).squeeze(1)
+                if cand.numel():
+                    # Hamerly's tightening: the exact distance to the own centroid
+                    lab_c = lab.index_select(0, cand)
+                    diff = x[start:stop].index_select(0, cand).sub_(c[lab_c])
+                    tight = torch.linalg.vector_norm(diff, dim=1).mul_(slack)
+                    up.index_copy_(0, cand, tight)
+                    cand = cand[tight > bound.index_select(0, cand)]
+                    found.append(cand + start)
+            return torch.cat(found) if found else torch.empty(0, dtype=torch.int64)
+
+        return torch.cat(_run_chunks(n, batch_size, workers, run)).to(dev)
+
     def assign(c: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Re-assign the points; returns (changed rows, old labels, new labels)."""
-        nonlocal stale
+        nonlocal stale, pending
         cen = _make_centroids(c, pts)
         idx = None
         if prune and not stale:
-            bound = torch.maximum(_half_min_center_dist(c)[labels], lower)
-            cand = upper > bound
-            if int(cand.sum()) <= full_pass_fraction * n:
-                idx = torch.nonzero(cand).squeeze(1)
+            idx = candidates(c)
+            if idx.numel() > full_pass_fraction * n:
+                idx = None
+        pending = None
         if idx is None:  # every point, in order (no gather)
-            new, d1, d2 = _assign_rows(pts, cen, batch_size, workers=workers)
+            new, d1, d2 = _assign_rows(
+                pts, cen, batch_size, workers=workers, groups=groups
+            )
             upper.copy_(d1)
             lower.copy_(d2)
             changed = torch.nonzero(new != labels).squeeze(1)
@@ -648,7 +725,9 @@ def _lloyd(
             return changed, old, new[changed]
         if idx.numel() == 0:
             return idx, idx, idx
-        new, d1, d2 = _assign_rows(pts, cen, batch_size, rows=idx, workers=workers)
+        new, d1, d2 = _assign_rows(
+            pts, cen, batch_size, rows=idx, workers=workers, groups=groups
+        )
         upper[idx] = d1
         lower[idx] = d2
         old = labels[idx]
@@ -721,14 +800,19 @@ def _lloyd(
         ).float()
         drift = (c_new - c).norm(dim=1)
         if prune and not stale:
-            upper.add_(drift[labels])
+            # applied to the bounds by the next candidates() pass
+            gdrift = drift.view(groups, k // groups).amax(dim=1)
             if k > 1:
                 top2 = torch.topk(drift, 2)
-                lower.sub_(
-                    torch.where(
-                        labels == top2.indices[0], top2.values[1], top2.values[0]
-                    )
+                pending = (
+                    drift,
+                    gdrift,
+                    int(top2.indices[0]),
+                    float(top2.values[0]),
+                    float(top2.values[1]),
                 )
+            else:
+                pending = (drift, gdrift, 0, 0.0, 0.0)
         c = c_new
         if tol_abs > 0 and float((drift.double() ** 2).sum()) <= tol_abs:
             break
@@ -769,8 +853,8 @@ def kmeans(
     centred, each assignment step is one matmul per chunk of ``batch_size`` rows
     (``[x, ||x||^2, 1] @ [-2c, 1, ||c||^2]^T`` gives squared distances), centroid
     sums are kept in ``float64`` and updated with the points that changed
-    cluster. Two exact accelerations: Hamerly's bounds skip points that cannot
-    change cluster (``prune``), and a bf16 matmul screens the rest, keeping an
+    cluster. Two exact accelerations: Yinyang (Hamerly) bounds skip points that
+    cannot change cluster (``prune``), and a bf16 matmul screens the rest, keeping an
     assignment only when the screened margin exceeds its proven error bound
     (``precision``). Stops after ``max_iter`` centroid updates, when no label
     changed (strict convergence), or when the total squared centroid shift is at
@@ -806,8 +890,8 @@ def kmeans(
             same result), ``"fp32"`` (float32 only) or ``"auto"`` (bf16 on CUDA
             and on CPUs with AVX512-BF16/AMX, where it is faster; default
             ``"auto"``).
-        prune: skip points with Hamerly's bounds (default ``True``; ``False``
-            re-assigns all points every iteration, same result).
+        prune: skip points with Yinyang (Hamerly) bounds (default ``True``;
+            ``False`` re-assigns all points every iteration, same result).
         full_pass_fraction: when more than this share of the points fail the
             bound test, re-assign all of them in order instead of gathering the
             candidates (default ``0.5``).
@@ -862,7 +946,9 @@ def kmeans(
             else 0.0
         )
         mean = xt.mean(dim=0)  # float32 (cascade sum): centring needs no more
-        pts = _make_points(xt, mean, bf16=bf16 and 1 < k <= _BF16_MAX_K)
+        pts = _make_points(
+            xt, mean, bf16=bf16 and 1 < k <= _BF16_MAX_K, workers=workers
+        )
         seeds = np.random.SeedSequence(seed).generate_state(n_init, dtype=np.uint64)
         best: tuple[float, Tensor, Tensor, int] | None = None
         for s in seeds:

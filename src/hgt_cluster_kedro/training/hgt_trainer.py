@@ -60,6 +60,7 @@ of the best epoch.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -67,7 +68,7 @@ import os
 import resource
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -734,6 +735,7 @@ def _new_history(world_size: int) -> dict[str, Any]:
         "peak_rss_mb": [],
         "peak_cuda_mb": [],
         "steps": [],
+        "epoch_fraction": [],
         "world_size": world_size,
         "resumed_from_step": [],
         "restarts": [],
@@ -1358,6 +1360,7 @@ def train_hgt(
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         last_saved = -1
+        partial_epoch: Callable[..., None] | None = None
         while state.epoch < cfg.epochs and state.stop_reason is None:
             plan = _epoch_plan(
                 local,
@@ -1451,10 +1454,8 @@ def train_hgt(
                         last_saved = state.step
             finally:
                 bar.close()
-            if state.epoch_step < steps_per_epoch:
-                break  # stopped inside the epoch (max_steps)
-            seconds = time.perf_counter() - epoch_start
-            _end_epoch(
+            end_epoch = functools.partial(
+                _end_epoch,
                 state,
                 cfg,
                 model=model,
@@ -1467,7 +1468,7 @@ def train_hgt(
                 rank=rank,
                 distributed=distributed,
                 stats={
-                    "seconds": seconds,
+                    "seconds": time.perf_counter() - epoch_start,
                     "seeds": seeds,
                     "edges": edges_seen,
                     "sample": timers["sample"],
@@ -1475,6 +1476,12 @@ def train_hgt(
                     "comm": comm.seconds,
                 },
             )
+            if state.epoch_step < steps_per_epoch:
+                # stopped inside the epoch (max_steps): validated after the last
+                # checkpoint, so a resumed run matches an uninterrupted one
+                partial_epoch = end_epoch if seeds else None
+                break
+            end_epoch()
             checkpoint()
             last_saved = state.step
         if state.stop_reason is None:
@@ -1483,6 +1490,8 @@ def train_hgt(
         state.history["total_steps"] = state.step
         if last_saved != state.step:
             checkpoint()
+        if partial_epoch is not None:
+            partial_epoch(fraction=state.epoch_step / steps_per_epoch)
         if cfg.restore_best and state.best_state is not None:
             model.load_state_dict(state.best_state)
             logger.info("Restored the best epoch (%d)", state.best_epoch)
@@ -1562,8 +1571,15 @@ def _end_epoch(
     rank: int,
     distributed: bool,
     stats: dict[str, float],
+    fraction: float = 1.0,
 ) -> None:
-    """Reduce the epoch's statistics, validate (rank 0), early stopping."""
+    """Reduce the epoch's statistics, validate (rank 0), early stopping.
+
+    ``fraction < 1``: training stopped inside the epoch (``max_steps``) and this
+    is its final report: validated and recorded (``epoch_fraction``), a candidate
+    for ``restore_best``, but no early-stopping count and no epoch advance.
+    """
+    partial = fraction < 1.0
     sums = [
         state.loss_sum,
         state.loss_n,
@@ -1619,6 +1635,7 @@ def _end_epoch(
         else None
     )
     h["steps"].append(state.step)
+    h.setdefault("epoch_fraction", []).append(fraction)
     if not math.isnan(val_recall):
         if val_recall > state.best_metric + 1e-12:
             state.best_metric = val_recall
@@ -1630,16 +1647,17 @@ def _end_epoch(
             }
             h["best_epoch"] = epoch
             h["best_val_recall"] = val_recall
-        else:
+        elif not partial:
             state.bad_epochs += 1
             if cfg.patience is not None and state.bad_epochs >= cfg.patience:
                 state.stop_reason = "early_stopping"
     if rank == 0:
         logger.info(
-            "HGT epoch %d/%d: train loss %.4f, val loss %s, val Recall@%d %s, "
+            "HGT epoch %d/%d%s: train loss %.4f, val loss %s, val Recall@%d %s, "
             "%.1f s, %.0f seeds/s (sample %.1f s, fwd+bwd %.1f s, allreduce %.1f s)",
             epoch,
             cfg.epochs,
+            f" ({fraction:.0%} of it, max_steps)" if partial else "",
             train_loss,
             "n/a" if math.isnan(val_loss) else f"{val_loss:.4f}",
             cfg.val_k,
@@ -1658,6 +1676,7 @@ def _end_epoch(
                 cfg.val_k,
                 state.best_metric,
             )
-    state.epoch = epoch
-    state.epoch_step = 0
-    state.loss_sum = state.loss_n = 0.0
+    if not partial:
+        state.epoch = epoch
+        state.epoch_step = 0
+        state.loss_sum = state.loss_n = 0.0
