@@ -53,7 +53,7 @@ def test_blobs_agree_with_sklearn(blobs):
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 @pytest.mark.parametrize("prune", [True, False])
-@pytest.mark.parametrize("k", [12, 32])  # 32: Yinyang bounds over 4 groups
+@pytest.mark.parametrize("k", [12, 32])
 def test_same_iterates_as_sklearn_lloyd(overlapping, precision, prune, k):
     """From the same initial centroids, every acceleration gives Lloyd's result."""
     x = overlapping
@@ -123,7 +123,7 @@ def test_edge_sizes_and_tensor_input():
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_many_clusters_masked_path_matches_sklearn(precision):
-    """k > 256: the exact masked reduction (no index packing), 30 Yinyang groups."""
+    """k > 256: the exact masked reduction (no index packing)."""
     rng = np.random.default_rng(1)
     x = rng.normal(size=(3000, 8)).astype(np.float32)
     init = x[rng.choice(3000, 300, replace=False)]
