@@ -467,7 +467,11 @@ def _assign_rows(
             bad = torch.nonzero(hi1 >= lo2).squeeze(1)
             if bad.numel():
                 unsure.append(bad + start)
-        return torch.cat(unsure) if unsure else torch.empty(0, dtype=torch.int64)
+        return (
+            torch.cat(unsure)
+            if unsure
+            else torch.empty(0, dtype=torch.int64, device=dev)
+        )
 
     unsure = torch.cat(_run_chunks(n, batch_size, workers, screen)).to(dev)
     if unsure.numel():
@@ -667,7 +671,11 @@ def _lloyd(
                     low_.sub_(torch.where(lab == top, v1, v0))  # others' largest
                 bound = torch.maximum(s_half[lab], low_)
                 found.append(torch.nonzero(up > bound).squeeze(1) + start)
-            return torch.cat(found) if found else torch.empty(0, dtype=torch.int64)
+            return (
+                torch.cat(found)
+                if found
+                else torch.empty(0, dtype=torch.int64, device=dev)
+            )
 
         return torch.cat(_run_chunks(n, step, workers, run)).to(dev)
 
@@ -816,8 +824,8 @@ def kmeans(
     centred, each assignment step is one matmul per chunk of ``batch_size`` rows
     (``[x, ||x||^2, 1] @ [-2c, 1, ||c||^2]^T`` gives squared distances), centroid
     sums are kept in ``float64`` and updated with the points that changed
-    cluster. Two exact accelerations: Hamerly's bounds skip points that
-    cannot change cluster (``prune``), and a bf16 matmul screens the rest, keeping an
+    cluster. Two exact accelerations: Hamerly's bounds skip points that cannot
+    change cluster (``prune``), and a bf16 matmul screens the rest, keeping an
     assignment only when the screened margin exceeds its proven error bound
     (``precision``). Stops after ``max_iter`` centroid updates, when no label
     changed (strict convergence), or when the total squared centroid shift is at
