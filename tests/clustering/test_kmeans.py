@@ -3,6 +3,8 @@ reproducibility, empty clusters, input checks and the backend dispatcher."""
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +13,8 @@ from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
 from hgt_cluster_kedro.clustering import KMeansResult, fit_clusters, inertia_of, kmeans
+
+kmeans_module = importlib.import_module("hgt_cluster_kedro.clustering.kmeans")
 
 
 @pytest.fixture(autouse=True)
@@ -119,6 +123,17 @@ def test_edge_sizes_and_tensor_input():
     every = kmeans(x, 50, device="cpu")
     assert np.unique(every.labels).size == 50
     assert every.inertia == pytest.approx(0.0, abs=1e-6)
+
+
+def test_compiled_and_torch_screening_agree(overlapping, monkeypatch):
+    """bf16 screening: the numba pass (CPU) and the torch one (GPU path) give the
+    same fit."""
+    kw = {"init": "random", "max_iter": 10, "tol": 0, "device": "cpu"}
+    compiled = kmeans(overlapping, 32, precision="bf16", batch_size=512, **kw)
+    monkeypatch.setattr(kmeans_module, "_screen_kernel", lambda: None)
+    plain = kmeans(overlapping, 32, precision="bf16", batch_size=512, **kw)
+    np.testing.assert_array_equal(compiled.labels, plain.labels)
+    np.testing.assert_array_equal(compiled.centroids, plain.centroids)
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])

@@ -421,7 +421,9 @@ def _assign_rows(
     distance (see :func:`_make_centroids`), a row whose best key, rounded up by
     ``e``, is still below the second key rounded down by ``e`` provably has that
     nearest centroid (in exact arithmetic); its bounds are widened by ``e``. The
-    other rows (a few percent) are recomputed by :func:`_assign_exact`.
+    other rows (a few percent) are recomputed by :func:`_assign_exact`. On CPU
+    with numba, one compiled pass over the bf16 block does the same
+    (:func:`~hgt_cluster_kedro.clustering._kmeans_kernels.screen_block`).
 
     Returns:
         ``(labels int64, d1, d2)`` as :func:`_assign_exact`.
@@ -439,8 +441,12 @@ def _assign_rows(
     d1 = torch.empty(n, dtype=torch.float32, device=dev)
     d2 = torch.empty(n, dtype=torch.float32, device=dev)
 
+    kernel = _screen_kernel() if dev.type == "cpu" else None
+
     def screen(lo: int, hi: int) -> Tensor:
         """Screen rows ``[lo, hi)`` chunk by chunk; returns the undecided ones."""
+        if kernel is not None:
+            return screen_compiled(lo, hi)
         buf = torch.empty(min(batch_size, hi - lo), k, dtype=torch.float32, device=dev)
         m1 = torch.empty(min(batch_size, hi - lo), dtype=torch.int32, device=dev)
         m2 = torch.empty_like(m1)
@@ -473,6 +479,35 @@ def _assign_rows(
             else torch.empty(0, dtype=torch.int64, device=dev)
         )
 
+    def screen_compiled(lo: int, hi: int) -> Tensor:
+        assert kernel is not None
+        size = min(batch_size, hi - lo)
+        block = torch.empty(size, k, dtype=torch.bfloat16)
+        found = np.empty(size, dtype=np.int64)
+        unsure = []
+        for start in range(lo, hi, batch_size):
+            stop = min(start + batch_size, hi)
+            r = None if rows is None else rows[start:stop]
+            xb = xb_all[start:stop] if r is None else xb_all.index_select(0, r)
+            norm = pts.norm[start:stop] if r is None else pts.norm.index_select(0, r)
+            keys = block[: stop - start]
+            torch.mm(xb, cb.T, out=keys)
+            count = kernel(
+                keys.view(torch.int16).numpy(),
+                norm.numpy(),
+                cen.err_a,
+                cen.err_b,
+                cen.cmax,
+                _U,
+                labels[start:stop].numpy(),
+                d1[start:stop].numpy(),
+                d2[start:stop].numpy(),
+                found,
+            )
+            if count:
+                unsure.append(torch.from_numpy(found[:count].copy()) + start)
+        return torch.cat(unsure) if unsure else torch.empty(0, dtype=torch.int64)
+
     unsure = torch.cat(_run_chunks(n, batch_size, workers, screen)).to(dev)
     if unsure.numel():
         lab_e, d1_e, d2_e = _assign_exact(
@@ -486,6 +521,15 @@ def _assign_rows(
         d1[unsure] = d1_e
         d2[unsure] = d2_e
     return labels, d1, d2
+
+
+def _screen_kernel() -> Callable[..., int] | None:
+    """The compiled bf16 screening pass, or ``None`` without numba."""
+    try:
+        from ._kmeans_kernels import screen_block
+    except ImportError:  # pragma: no cover - numba is a dependency
+        return None
+    return screen_block
 
 
 def _row_sq_dist_to_own(
