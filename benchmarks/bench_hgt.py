@@ -15,7 +15,9 @@ pipeline functions, default parameters scaled down):
    the shape of HGT's K/Q/V projection, and a square 1024 matmul).
 3. **torchrun**: one epoch through ``train_distributed`` with 1 and 2 processes
    (1 thread each): seeds/s and the share of sampling, forward/backward and the
-   DDP all-reduce (bucket time, overlapping backward) in the summed rank time.
+   DDP all-reduce (bucket time, overlapping backward) in the summed rank time;
+   and one epoch of the project's default objective (in-batch negatives, ids
+   only) at 2 processes, in positives/s next to the uniform-negative epoch.
 4. **Inference**: ``embed_all`` nodes/s (fanouts [8, 4]) with 1 and 2 threads
    (inference runs in one process).
 
@@ -201,7 +203,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def torchrun_epoch(graph: GraphArtifact, interactions, nproc: int) -> dict:
+#: the project's default objective (conf/base/parameters_hgt.yml)
+DEFAULT_OBJECTIVE = {
+    "neg_mode": "in_batch",
+    "num_neg": 63,
+    "dropout": 0.1,
+    "use_features": False,
+}
+
+
+def torchrun_epoch(
+    graph: GraphArtifact, interactions, nproc: int, overrides: dict | None = None
+) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         cfg = {
             "epochs": 1,
@@ -212,6 +225,7 @@ def torchrun_epoch(graph: GraphArtifact, interactions, nproc: int) -> dict:
             "val_max_users": 500,
             "device": "cpu",
             "log_every": 0,
+            **(overrides or {}),
         }
         _, history = train_distributed(
             graph,
@@ -227,6 +241,7 @@ def torchrun_epoch(graph: GraphArtifact, interactions, nproc: int) -> dict:
     busy = history["seconds"][0] * nproc
     return {
         "seeds_per_s": history["seeds_per_s"][0],
+        "positives_per_s": history["edges_per_s"][0],
         "seconds": history["seconds"][0],
         "share": {k: v / busy for k, v in parts.items()},
         "val_recall": history["val_recall"][0],
@@ -321,6 +336,26 @@ def main() -> None:
                 **size,
             )
         )
+    # the default objective: in-batch negatives sample no neighbourhoods for
+    # negatives, so compare positives (target edges) per second
+    default = torchrun_epoch(graph, interactions, 2, DEFAULT_OBJECTIVE)
+    print(f"torchrun, default objective: {default}")
+    records.append(
+        record(
+            BENCH,
+            "torchrun epoch positives/s (2 processes), default objective "
+            "(in-batch 63, ids only) vs 2 uniform negatives",
+            default["positives_per_s"],
+            "positives/s",
+            peer="2 uniform negatives per side, features + ids",
+            peer_value=runs[2]["positives_per_s"],
+            epoch_seconds=default["seconds"],
+            share_sampling=default["share"]["sample"],
+            share_forward_backward=default["share"]["compute"],
+            share_allreduce=default["share"]["allreduce"],
+            **size,
+        )
+    )
     import os
 
     records.append(
