@@ -126,11 +126,11 @@ def test_edge_sizes_and_tensor_input():
 
 
 def test_compiled_and_torch_screening_agree(overlapping, monkeypatch):
-    """bf16 screening: the numba pass (CPU) and the torch one (GPU path) give the
-    same fit."""
+    """The numba passes (CPU: bf16 screening, bound test) and the torch ones
+    (the GPU path) give the same fit."""
     kw = {"init": "random", "max_iter": 10, "tol": 0, "device": "cpu"}
     compiled = kmeans(overlapping, 32, precision="bf16", batch_size=512, **kw)
-    monkeypatch.setattr(kmeans_module, "_screen_kernel", lambda: None)
+    monkeypatch.setattr(kmeans_module, "_kernel", lambda name: None)
     plain = kmeans(overlapping, 32, precision="bf16", batch_size=512, **kw)
     np.testing.assert_array_equal(compiled.labels, plain.labels)
     np.testing.assert_array_equal(compiled.centroids, plain.centroids)

@@ -88,3 +88,42 @@ def screen_block(  # noqa: PLR0917 - numba has no keyword-only arguments
             unsure[count] = i
             count += 1
     return count
+
+
+@numba.njit(nogil=True, cache=True)
+def bound_block(  # noqa: PLR0917 - numba has no keyword-only arguments
+    labels: np.ndarray,
+    upper: np.ndarray,
+    lower: np.ndarray,
+    s_half: np.ndarray,
+    drift: np.ndarray,
+    top: int,
+    v0: float,
+    v1: float,
+    apply: bool,
+    found: np.ndarray,
+) -> int:  # pragma: no cover - compiled (tested through kmeans)
+    """Hamerly's test over a block of rows, in one pass.
+
+    With ``apply``, first moves the bounds by the centroid drifts:
+    ``upper += drift[a]``, ``lower -= v1 if a == top else v0`` (the largest
+    drift of the other centroids). Then writes the rows with ``upper >
+    max(s_half[a], lower)`` (they may change cluster) into ``found``.
+
+    Returns:
+        The number of rows written to ``found``.
+    """
+    count = 0
+    for i in range(labels.shape[0]):
+        a = labels[i]
+        up = upper[i]
+        lo = lower[i]
+        if apply:
+            up += drift[a]
+            lo -= v1 if a == top else v0
+            upper[i] = up
+            lower[i] = lo
+        if up > max(s_half[a], lo):
+            found[count] = i
+            count += 1
+    return count

@@ -441,7 +441,7 @@ def _assign_rows(
     d1 = torch.empty(n, dtype=torch.float32, device=dev)
     d2 = torch.empty(n, dtype=torch.float32, device=dev)
 
-    kernel = _screen_kernel() if dev.type == "cpu" else None
+    kernel = _kernel("screen_block") if dev.type == "cpu" else None
 
     def screen(lo: int, hi: int) -> Tensor:
         """Screen rows ``[lo, hi)`` chunk by chunk; returns the undecided ones."""
@@ -523,13 +523,14 @@ def _assign_rows(
     return labels, d1, d2
 
 
-def _screen_kernel() -> Callable[..., int] | None:
-    """The compiled bf16 screening pass, or ``None`` without numba."""
+def _kernel(name: str) -> Callable[..., int] | None:
+    """A compiled CPU pass of :mod:`._kmeans_kernels`, or ``None`` without
+    numba (the torch path then runs, as on GPUs)."""
     try:
-        from ._kmeans_kernels import screen_block
+        from . import _kmeans_kernels
     except ImportError:  # pragma: no cover - numba is a dependency
         return None
-    return screen_block
+    return getattr(_kmeans_kernels, name)
 
 
 def _row_sq_dist_to_own(
@@ -703,8 +704,29 @@ def _lloyd(
         pending drifts to the bounds. One parallel pass over chunks of rows."""
         s_half = _half_min_center_dist(c)
         step = max(batch_size, 65536)  # elementwise only: larger chunks
+        kernel = _kernel("bound_block") if dev.type == "cpu" else None
+
+        def run_compiled(lo: int, hi: int) -> Tensor:
+            assert kernel is not None
+            out = np.empty(hi - lo, dtype=np.int64)
+            drift, top, v0, v1 = pending or (s_half, -1, 0.0, 0.0)
+            count = kernel(
+                labels[lo:hi].numpy(),
+                upper[lo:hi].numpy(),
+                lower[lo:hi].numpy(),
+                s_half.numpy(),
+                drift.numpy(),
+                top,
+                v0,
+                v1,
+                pending is not None,
+                out,
+            )
+            return torch.from_numpy(out[:count]).add_(lo)
 
         def run(lo: int, hi: int) -> Tensor:
+            if kernel is not None:
+                return run_compiled(lo, hi)
             found = []
             for start in range(lo, hi, step):
                 stop = min(start + step, hi)
