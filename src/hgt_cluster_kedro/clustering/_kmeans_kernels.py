@@ -10,8 +10,11 @@ distances: the nearest and second-nearest centroid of every row, the proven
 error bound and the undecided rows, in one pass over the bf16 block. PyTorch
 needs six passes for the same (widen to float32, pack the index into the low
 bits, ``amin``, mask, ``amin``, bound arithmetic) and they took 80 % of the
-screening time (``benchmarks/bench_kmeans.py``); the torch version stays the
-path on GPUs and without numba.
+screening time (``benchmarks/bench_kmeans.py``). :func:`bound_block` is
+Hamerly's bound update and test, one pass instead of eight. Together they took
+a 1M x 64, k = 64 fit from 2.21 to 1.71 s (overlapping data) and 1.54 to 1.34 s
+(separated blobs) on 2 cores; the torch versions stay the path on GPUs and
+without numba.
 """
 
 from __future__ import annotations

@@ -23,7 +23,9 @@ on CPU or GPU, with three devices to do less work:
   CPUs with AVX512-BF16, tensor cores on GPUs) decides the rows whose margin
   exceeds a proven error bound; the few others are recomputed in float32.
 
-Centroid sums are kept in ``float64`` and updated with the points that changed
+On CPU the screening epilogue and the bound pass are compiled numba kernels
+(:mod:`._kmeans_kernels`, one pass over a block instead of six to eight torch
+ops); the torch versions run on GPUs. Centroid sums are kept in ``float64`` and updated with the points that changed
 cluster only. :func:`fit_clusters` dispatches between this backend and
 scikit-learn's ``KMeans`` / ``MiniBatchKMeans``; all return a
 :class:`KMeansResult`.
