@@ -59,6 +59,11 @@ def test_hgt_pipeline_trains_through_torchrun(kedro_project):
     np.testing.assert_allclose(np.linalg.norm(users, axis=1), 1.0, atol=1e-4)
     summary = catalog.load("hgt_training")
     assert summary["train_seconds"] > 0 and summary["peak_memory_mb"] > 0
+    # max_steps stops inside the epoch: that partial epoch is validated too
+    history = summary["history"]
+    assert history["stop_reason"] == "max_steps" and history["steps"] == [4]
+    assert 0 < history["epoch_fraction"][0] < 1
+    assert history["val_recall"][0] is not None
     model = catalog.load("hgt_model")
     assert model["metadata"]["hidden"] == 64
     runs = sorted((kedro_project.root / "data/06_models/hgt_runs").iterdir())
@@ -72,6 +77,12 @@ def test_hgt_pipeline_trains_through_torchrun(kedro_project):
     assert len(clusters) == 400 and clusters["cluster"].between(0, 3).all()
     centres = catalog.load("hgt_som_joint.cluster_centroids")
     assert centres["size"].sum() == 400
+    # a rerun resumes the finished runs: no training, but the recorded training
+    # time is still that of the epochs in the checkpoints
+    kedro_project.run(pipeline_names=["hgt"])
+    again = kedro_project.catalog().load("hgt_training")
+    assert again["history"]["resumed_from_step"] == [4]
+    assert again["train_seconds"] >= sum(again["history"]["seconds"])
     joint_summary = catalog.load("hgt_som_joint_training")
     assert joint_summary["params"]["init_model"].endswith("init_model.safetensors")
     assert joint_summary["som"]["num_centres"] == 4
