@@ -736,6 +736,7 @@ def _new_history(world_size: int) -> dict[str, Any]:
         "peak_cuda_mb": [],
         "steps": [],
         "epoch_fraction": [],
+        "train_seconds": 0.0,  # rank 0's sampling + step time, all sessions
         "world_size": world_size,
         "resumed_from_step": [],
         "restarts": [],
@@ -1424,6 +1425,8 @@ def train_hgt(
                     t2 = time.perf_counter()
                     timers["sample"] += t1 - t0
                     timers["compute"] += t2 - t1
+                    h = state.history
+                    h["train_seconds"] = h.get("train_seconds", 0.0) + (t2 - t0)
                     seeds += int(data[et[0]].batch_size) + int(data[et[2]].batch_size)
                     edges_seen += int(idx.numel())
                     state.step += 1

@@ -121,14 +121,14 @@ def _launch_and_embed(
         for t in (graph.schema.user_type, graph.schema.item_type)
     }
     infer_seconds = time.perf_counter() - start
-    epoch_seconds = sum(history.get("seconds", [])) + sum(
+    epoch_seconds = history.get("train_seconds", 0.0) + sum(
         history.get("val_seconds", [])
     )
     summary = {
         "method": name,
         "embedding_dim": config.hidden,
-        # a rerun that resumes a finished run trains for ~0 s: report the time
-        # of every epoch and its validation (restored from the checkpoints)
+        # a rerun that resumes a finished run trains for ~0 s: report the step
+        # and validation time of every session (restored from the checkpoints)
         "train_seconds": max(train_seconds, float(epoch_seconds)),
         "wall_seconds": train_seconds,
         "inference_seconds": infer_seconds,
