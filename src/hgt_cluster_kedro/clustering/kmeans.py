@@ -445,19 +445,13 @@ def _assign_rows(
 
     kernel = _kernel("screen_block") if dev.type == "cpu" else None
 
-    def screen(lo: int, hi: int) -> Tensor:
-        """Screen rows ``[lo, hi)`` chunk by chunk; returns the undecided ones."""
-        if kernel is not None:
-            return screen_compiled(lo, hi)
-        buf = torch.empty(min(batch_size, hi - lo), k, dtype=torch.float32, device=dev)
-        m1 = torch.empty(min(batch_size, hi - lo), dtype=torch.int32, device=dev)
+    def torch_block(size: int) -> Callable[[Tensor, Tensor, int, int], Tensor]:
+        """Screening of one block with torch ops (GPUs; CPU without numba)."""
+        buf = torch.empty(size, k, dtype=torch.float32, device=dev)
+        m1 = torch.empty(size, dtype=torch.int32, device=dev)
         m2 = torch.empty_like(m1)
-        unsure = []
-        for start in range(lo, hi, batch_size):
-            stop = min(start + batch_size, hi)
-            r = None if rows is None else rows[start:stop]
-            xb = xb_all[start:stop] if r is None else xb_all.index_select(0, r)
-            norm = pts.norm[start:stop] if r is None else pts.norm.index_select(0, r)
+
+        def run(xb: Tensor, norm: Tensor, start: int, stop: int) -> Tensor:
             keys_f = buf[: stop - start]
             a, b = m1[: stop - start], m2[: stop - start]
             # bf16 -> float32 is exact. No clamp: a key rounded below zero orders
@@ -465,33 +459,23 @@ def _assign_rows(
             # error bound of zero and the row is recomputed exactly below.
             keys_f.copy_(torch.mm(xb, cb.T))
             _top2_packed(keys_f.view(torch.int32), (a, b), low, jidx, flat)
-            # the epilogue per chunk, while it is in cache (and in parallel)
             err = norm * cen.err_a + (norm + cen.cmax).square_().mul_(cen.err_b)
             hi1 = _decode(a, low, False).mul_(1.0 + 2.0 * _U).add_(err)
             lo2 = _decode(b, low, False).mul_(1.0 - 2.0 * _U).sub_(err)
             labels[start:stop] = a & low
             torch.sqrt(hi1.clamp(min=0.0), out=d1[start:stop])
             torch.sqrt(lo2.clamp(min=0.0), out=d2[start:stop])
-            bad = torch.nonzero(hi1 >= lo2).squeeze(1)
-            if bad.numel():
-                unsure.append(bad + start)
-        return (
-            torch.cat(unsure)
-            if unsure
-            else torch.empty(0, dtype=torch.int64, device=dev)
-        )
+            return torch.nonzero(hi1 >= lo2).squeeze(1)
 
-    def screen_compiled(lo: int, hi: int) -> Tensor:
+        return run
+
+    def compiled_block(size: int) -> Callable[[Tensor, Tensor, int, int], Tensor]:
+        """The same in one compiled pass over the bf16 block (CPU)."""
         assert kernel is not None
-        size = min(batch_size, hi - lo)
         block = torch.empty(size, k, dtype=torch.bfloat16)
         found = np.empty(size, dtype=np.int64)
-        unsure = []
-        for start in range(lo, hi, batch_size):
-            stop = min(start + batch_size, hi)
-            r = None if rows is None else rows[start:stop]
-            xb = xb_all[start:stop] if r is None else xb_all.index_select(0, r)
-            norm = pts.norm[start:stop] if r is None else pts.norm.index_select(0, r)
+
+        def run(xb: Tensor, norm: Tensor, start: int, stop: int) -> Tensor:
             keys = block[: stop - start]
             torch.mm(xb, cb.T, out=keys)
             count = kernel(
@@ -506,9 +490,28 @@ def _assign_rows(
                 d2[start:stop].numpy(),
                 found,
             )
-            if count:
-                unsure.append(torch.from_numpy(found[:count].copy()) + start)
-        return torch.cat(unsure) if unsure else torch.empty(0, dtype=torch.int64)
+            return torch.from_numpy(found[:count].copy())
+
+        return run
+
+    def screen(lo: int, hi: int) -> Tensor:
+        """Screen rows ``[lo, hi)`` block by block; returns the undecided ones."""
+        size = min(batch_size, hi - lo)
+        block = compiled_block(size) if kernel is not None else torch_block(size)
+        unsure = []
+        for start in range(lo, hi, batch_size):
+            stop = min(start + batch_size, hi)
+            r = None if rows is None else rows[start:stop]
+            xb = xb_all[start:stop] if r is None else xb_all.index_select(0, r)
+            norm = pts.norm[start:stop] if r is None else pts.norm.index_select(0, r)
+            bad = block(xb, norm, start, stop)
+            if bad.numel():
+                unsure.append(bad + start)
+        return (
+            torch.cat(unsure)
+            if unsure
+            else torch.empty(0, dtype=torch.int64, device=dev)
+        )
 
     unsure = torch.cat(_run_chunks(n, batch_size, workers, screen)).to(dev)
     if unsure.numel():
