@@ -33,6 +33,7 @@ scikit-learn's ``KMeans`` / ``MiniBatchKMeans``; all return a
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -436,9 +437,6 @@ def _assign_rows(
     xb_all, cb = pts.xb, cen.cb
     n = xb_all.shape[0] if rows is None else rows.numel()
     dev = xb_all.device
-    low = 0xFFFF
-    jidx = torch.arange(k, dtype=torch.int32, device=dev)
-    flat = torch.arange(min(batch_size, n), device=dev) * k
     labels = torch.empty(n, dtype=torch.int64, device=dev)
     d1 = torch.empty(n, dtype=torch.float32, device=dev)
     d2 = torch.empty(n, dtype=torch.float32, device=dev)
@@ -447,6 +445,9 @@ def _assign_rows(
 
     def torch_block(size: int) -> Callable[[Tensor, Tensor, int, int], Tensor]:
         """Screening of one block with torch ops (GPUs; CPU without numba)."""
+        low = 0xFFFF
+        jidx = torch.arange(k, dtype=torch.int32, device=dev)
+        flat = torch.arange(size, device=dev) * k
         buf = torch.empty(size, k, dtype=torch.float32, device=dev)
         m1 = torch.empty(size, dtype=torch.int32, device=dev)
         m2 = torch.empty_like(m1)
@@ -507,11 +508,7 @@ def _assign_rows(
             bad = block(xb, norm, start, stop)
             if bad.numel():
                 unsure.append(bad + start)
-        return (
-            torch.cat(unsure)
-            if unsure
-            else torch.empty(0, dtype=torch.int64, device=dev)
-        )
+        return _cat_rows(unsure, dev)
 
     unsure = torch.cat(_run_chunks(n, batch_size, workers, screen)).to(dev)
     if unsure.numel():
@@ -528,9 +525,17 @@ def _assign_rows(
     return labels, d1, d2
 
 
+def _cat_rows(parts: list[Tensor], dev: torch.device) -> Tensor:
+    """Row ids collected chunk by chunk, as one ``int64`` tensor."""
+    if not parts:
+        return torch.empty(0, dtype=torch.int64, device=dev)
+    return torch.cat(parts)
+
+
+@functools.cache
 def _kernel(name: str) -> Callable[..., int] | None:
     """A compiled CPU pass of :mod:`._kmeans_kernels`, or ``None`` without
-    numba (the torch path then runs, as on GPUs)."""
+    numba (the torch path then runs, as on GPUs); looked up once."""
     try:
         from . import _kmeans_kernels
     except ImportError:  # pragma: no cover - numba is a dependency
@@ -742,11 +747,7 @@ def _lloyd(
                     low_.sub_(torch.where(lab == top, v1, v0))  # others' largest
                 bound = torch.maximum(s_half[lab], low_)
                 found.append(torch.nonzero(up > bound).squeeze(1) + start)
-            return (
-                torch.cat(found)
-                if found
-                else torch.empty(0, dtype=torch.int64, device=dev)
-            )
+            return _cat_rows(found, dev)
 
         return torch.cat(_run_chunks(n, step, workers, run)).to(dev)
 

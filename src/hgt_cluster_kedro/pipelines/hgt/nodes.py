@@ -121,7 +121,7 @@ def _launch_and_embed(
         for t in (graph.schema.user_type, graph.schema.item_type)
     }
     infer_seconds = time.perf_counter() - start
-    epoch_seconds = history.get("train_seconds", 0.0) + sum(
+    recorded_seconds = history.get("train_seconds", 0.0) + sum(
         history.get("val_seconds", [])
     )
     summary = {
@@ -129,7 +129,7 @@ def _launch_and_embed(
         "embedding_dim": config.hidden,
         # a rerun that resumes a finished run trains for ~0 s: report the step
         # and validation time of every session (restored from the checkpoints)
-        "train_seconds": max(train_seconds, float(epoch_seconds)),
+        "train_seconds": max(train_seconds, float(recorded_seconds)),
         "wall_seconds": train_seconds,
         "inference_seconds": infer_seconds,
         "peak_memory_mb": max(
