@@ -10,6 +10,7 @@ import torch
 
 from hgt_cluster_kedro.graph import sampler as sampler_module
 from hgt_cluster_kedro.graph.csr import HeteroCSR, reverse_edge_type
+from hgt_cluster_kedro.graph.negatives import UniformNegatives
 from hgt_cluster_kedro.graph.sampler import NeighborSampler
 
 from .conftest import edge_set
@@ -281,7 +282,9 @@ def test_uniform_negatives_resampled_on_dense_graph(backend):
     dst = torch.arange(4).repeat(4)
     graph = HeteroCSR.from_coo({"user": 4, "note": 5}, {LIKE: (src, dst)})
     sampler = NeighborSampler(graph, [2], seed=0, backend=backend)
-    data = sampler.sample_links(LIKE, src[:4], dst[:4], num_neg=5, max_rounds=50)
+    data = sampler.sample_links(
+        LIKE, src[:4], dst[:4], negatives=UniformNegatives(5, max_rounds=50)
+    )
     notes = data["note"].n_id
     assert bool((notes[data.dst_neg_index] == 4).all())
     assert bool(data.dst_neg_mask.all())
@@ -510,3 +513,40 @@ def test_pickled_sampler_continues_the_stream(small_graph, backend):
     a, b = sampler.sample_nodes(seeds), clone.sample_nodes(seeds)
     for et in small_graph.edge_types:
         assert torch.equal(a[et].edge_index, b[et].edge_index)
+
+
+def test_remove_targets_drops_every_edge_between_positive_pairs(backend):
+    # users like and share notes: a positive pair is joined by up to four
+    # sampled edges (like, rev_like, share, rev_share)
+    g = torch.Generator().manual_seed(11)
+    share = ("user", "share", "note")
+    key = torch.unique(torch.randint(0, 12 * 15, (90,), generator=g))
+    like_u, like_n = key // 15, key % 15
+    graph = HeteroCSR.from_coo(
+        {"user": 12, "note": 15},
+        {LIKE: (like_u, like_n), share: (like_u[::2], like_n[::2])},
+    )
+    pos_u, pos_n = like_u[:6], like_n[:6]
+    pos = set(zip(pos_u.tolist(), pos_n.tolist(), strict=True))
+    kept = NeighborSampler(graph, [-1, -1], seed=0, backend=backend).sample_links(
+        LIKE, pos_u, pos_n, num_neg=2
+    )
+    removed = NeighborSampler(graph, [-1, -1], seed=0, backend=backend).sample_links(
+        LIKE, pos_u, pos_n, num_neg=2, remove_targets=True
+    )
+    dropped = 0
+    for et in graph.edge_types:
+        u_side = 0 if et[0] == "user" else 1
+        pairs_kept = {
+            p if u_side == 0 else p[::-1] for p in edge_set(*global_edges(kept, et))
+        }
+        pairs_removed = {
+            p if u_side == 0 else p[::-1] for p in edge_set(*global_edges(removed, et))
+        }
+        assert not pairs_removed & pos, et  # no positive's own edge is left
+        assert pairs_removed == pairs_kept - pos, et  # and nothing else is lost
+        dropped += len(pairs_kept & pos)
+    assert dropped >= 2 * len(pos)  # like + rev_like of every positive at least
+    # the same negatives and indices: only the message-passing edges differ
+    for name in ("src_index", "dst_index", "src_neg_index", "dst_neg_index"):
+        assert torch.equal(getattr(kept, name), getattr(removed, name))

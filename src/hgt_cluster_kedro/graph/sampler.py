@@ -14,6 +14,7 @@ Stand-in for the sampling step of PyG's ``NeighborLoader`` / ``LinkNeighborLoade
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -24,8 +25,13 @@ from torch import Tensor
 from torch_geometric.data import HeteroData
 
 from hgt_cluster_kedro.graph.csr import EdgeType, HeteroCSR, reverse_edge_type
+from hgt_cluster_kedro.graph.negatives import (
+    NEGATIVE_SAMPLERS,
+    NegativeSampler,
+    make_negative_sampler,
+)
 
-_NEG_MODES = ("uniform", "in_batch")
+_NEG_MODES = tuple(NEGATIVE_SAMPLERS)
 _BACKENDS = ("auto", "numba", "torch")
 _MAP_RENEW = 2**30  # numba backend: map base beyond which the map is refilled
 
@@ -124,8 +130,8 @@ class NeighborSampler:
       ``"in_batch"`` (negatives are the endpoints of other positives, by random
       cyclic shifts of the batch) they are only masked.
 
-    Supervision edges are not removed from the message-passing graph: for
-    leakage-free training sample on ``graph.remove_edges(...)``.
+    Supervision edges stay in the sampled graph unless ``remove_targets=True``
+    (then every sampled edge between the two endpoints of a positive is dropped).
 
     Args:
         graph: the graph store.
@@ -342,19 +348,32 @@ class NeighborSampler:
         *,
         num_neg: int = 1,
         neg_mode: str = "uniform",
-        max_rounds: int = 10,
+        negatives: NegativeSampler | None = None,
+        remove_targets: bool = False,
     ) -> HeteroData:
         """Sample around positive edges ``(src[i], dst[i])`` of ``edge_type`` and
-        their negatives (see the class docstring for the output attributes)."""
+        their negatives (see the class docstring for the output attributes).
+
+        ``negatives`` (a :mod:`~hgt_cluster_kedro.graph.negatives` sampler)
+        draws the negatives; without it ``neg_mode`` / ``num_neg`` name one.
+        With ``remove_targets`` no sampled edge joins the two endpoints of a
+        positive (any relation between their types, either direction), so the
+        encoder cannot read a positive off the message-passing graph.
+        """
         edge_type = tuple(edge_type)  # type: ignore[assignment]
         if edge_type not in self.graph.indptr:
             raise ValueError(
                 f"unknown edge_type {edge_type!r} (known: {self.graph.edge_types})"
             )
-        if neg_mode not in _NEG_MODES:
-            raise ValueError(f"neg_mode must be one of {_NEG_MODES} (got {neg_mode!r})")
-        if num_neg < 0:
-            raise ValueError(f"num_neg must be >= 0 (got {num_neg})")
+        if negatives is None:
+            if neg_mode not in _NEG_MODES:
+                raise ValueError(
+                    f"neg_mode must be one of {_NEG_MODES} (got {neg_mode!r})"
+                )
+            if num_neg < 0:
+                raise ValueError(f"num_neg must be >= 0 (got {num_neg})")
+            negatives = make_negative_sampler(neg_mode, num_neg)
+        num_neg = negatives.num_neg
         s_type, _, d_type = edge_type
         n_s, n_d = self.graph.num_nodes[s_type], self.graph.num_nodes[d_type]
         src = _check_ids(src, n_s, "src")
@@ -366,52 +385,11 @@ class NeighborSampler:
         batch = src.numel()
         if batch == 0:
             raise ValueError("src must hold at least one positive edge")
-        if neg_mode == "in_batch" and num_neg > batch - 1:
-            raise ValueError(
-                f"num_neg must be <= batch size - 1 = {batch - 1} for "
-                f"neg_mode='in_batch' (got {num_neg})"
-            )
-        pos_keys = torch.sort(src * n_d + dst)[0]
-
-        def is_positive(s: Tensor, d: Tensor) -> Tensor:
-            keys = s * n_d + d
-            at = torch.searchsorted(pos_keys, keys).clamp_(max=batch - 1)
-            return (pos_keys[at] == keys) | self.graph.has_edges(edge_type, s, d)
-
-        rng = self.rng
-        src_rep = src.unsqueeze(1).expand(batch, num_neg)
-        dst_rep = dst.unsqueeze(1).expand(batch, num_neg)
-        if neg_mode == "uniform":
-            dst_neg = torch.from_numpy(rng.integers(0, n_d, (batch, num_neg)))
-            src_neg = torch.from_numpy(rng.integers(0, n_s, (batch, num_neg)))
-            dst_bad = is_positive(src_rep.flatten(), dst_neg.flatten())
-            src_bad = is_positive(src_neg.flatten(), dst_rep.flatten())
-            dst_bad = dst_bad.view(batch, num_neg)
-            src_bad = src_bad.view(batch, num_neg)
-            for _ in range(max_rounds):
-                n_bad_d, n_bad_s = int(dst_bad.sum()), int(src_bad.sum())
-                if n_bad_d == 0 and n_bad_s == 0:
-                    break
-                if n_bad_d:
-                    redraw = torch.from_numpy(rng.integers(0, n_d, n_bad_d))
-                    dst_neg[dst_bad] = redraw
-                    dst_bad[dst_bad.clone()] = is_positive(src_rep[dst_bad], redraw)
-                if n_bad_s:
-                    redraw = torch.from_numpy(rng.integers(0, n_s, n_bad_s))
-                    src_neg[src_bad] = redraw
-                    src_bad[src_bad.clone()] = is_positive(redraw, dst_rep[src_bad])
-        else:
-            # Column j takes the endpoint of positive (i + shift_j) % B, with
-            # distinct random shifts in [1, B): never the positive itself.
-            row = torch.arange(batch).unsqueeze(1)
-            shifts = torch.from_numpy(rng.permutation(batch - 1)[:num_neg] + 1)
-            dst_neg = dst[(row + shifts) % batch]
-            shifts = torch.from_numpy(rng.permutation(batch - 1)[:num_neg] + 1)
-            src_neg = src[(row + shifts) % batch]
-            dst_bad = is_positive(src_rep.flatten(), dst_neg.flatten())
-            src_bad = is_positive(src_neg.flatten(), dst_rep.flatten())
-            dst_bad = dst_bad.view(batch, num_neg)
-            src_bad = src_bad.view(batch, num_neg)
+        draw = negatives.draw(
+            src, dst, n_s, n_d, self.rng, self.positive_test(edge_type, src, dst)
+        )
+        src_neg, dst_neg = draw.src_neg, draw.dst_neg
+        src_bad, dst_bad = draw.src_bad, draw.dst_bad
 
         if s_type == d_type:
             both = torch.cat([src, dst, src_neg.flatten(), dst_neg.flatten()])
@@ -432,6 +410,8 @@ class NeighborSampler:
             src_index, src_neg_index = s_inv[:batch], s_inv[batch:]
             dst_index, dst_neg_index = d_inv[:batch], d_inv[batch:]
         data = self._sample(seeds)
+        if remove_targets:
+            _drop_pairs(data, s_type, d_type, src * n_d + dst, n_d)
         data.input_edge_type = edge_type
         data.src_index = src_index
         data.dst_index = dst_index
@@ -440,6 +420,22 @@ class NeighborSampler:
         data.src_neg_mask = ~src_bad
         data.dst_neg_mask = ~dst_bad
         return data
+
+    def positive_test(
+        self, edge_type: EdgeType, src: Tensor, dst: Tensor
+    ) -> Callable[[Tensor, Tensor], Tensor]:
+        """``is_positive(s, d)``: whether pairs of ``edge_type`` are positives of
+        the batch ``(src, dst)`` or edges of the graph."""
+        n_d = self.graph.num_nodes[edge_type[2]]
+        pos_keys = torch.sort(src * n_d + dst)[0]
+        batch = pos_keys.numel()
+
+        def is_positive(s: Tensor, d: Tensor) -> Tensor:
+            keys = s * n_d + d
+            at = torch.searchsorted(pos_keys, keys).clamp_(max=batch - 1)
+            return (pos_keys[at] == keys) | self.graph.has_edges(edge_type, s, d)
+
+        return is_positive
 
     # ------------------------------------------------------------ internals
     def _ar(self, n: int) -> Tensor:
@@ -840,6 +836,35 @@ def _hetero_data(
             attrs["edge_weight"] = weights[et]
         data.get_edge_store(*et)._mapping.update(attrs)
     return data
+
+
+def _drop_pairs(
+    data: HeteroData, s_type: str, d_type: str, keys: Tensor, n_d: int
+) -> None:
+    """Remove from ``data`` every edge joining an ``s_type`` node ``a`` and a
+    ``d_type`` node ``b`` whose key ``a * n_d + b`` is in ``keys``."""
+    keys = torch.unique(keys)
+    for et in data.edge_types:
+        if (et[0], et[2]) == (s_type, d_type):
+            a_pos, b_pos = 0, 1
+        elif (et[0], et[2]) == (d_type, s_type):
+            a_pos, b_pos = 1, 0
+        else:
+            continue
+        store = data[et]
+        ei = store.edge_index
+        if ei.numel() == 0:
+            continue
+        a = data[s_type].n_id[ei[a_pos]]
+        b = data[d_type].n_id[ei[b_pos]]
+        keep = ~torch.isin(a * n_d + b, keys)
+        if s_type == d_type:  # a same-type relation joins the pair either way
+            keep &= ~torch.isin(b * n_d + a, keys)
+        if bool(keep.all()):
+            continue
+        store.edge_index = ei[:, keep]
+        if "edge_weight" in store:
+            store.edge_weight = store.edge_weight[keep]
 
 
 def _fuse_node_major(

@@ -49,6 +49,7 @@ from torch_geometric.data import HeteroData
 from torch_geometric.nn import HeteroLinear, HGTConv
 
 from .embedding_som import EmbeddingSOM
+from .hgt_attention import FullGraph, attention
 
 logger = logging.getLogger(__name__)
 
@@ -150,6 +151,51 @@ class _HGTLayer(nn.Module):
                 alpha = self.conv.skip[t].sigmoid()
                 h = alpha * a + (1 - alpha) * x
             result[t] = self.norms[t](h)
+        return result
+
+    def forward_full(
+        self,
+        x_dict: dict[str, Tensor],
+        graph: FullGraph,
+        keep: Mapping[str, Tensor] | None = None,
+    ) -> dict[str, Tensor]:
+        """The same layer over a whole graph by the fused attention
+        (:func:`~hgt_cluster_kedro.models.hgt_attention.attention`); same
+        parameters, outputs equal to :meth:`forward` on the same edges."""
+        conv = self.conv
+        heads = conv.heads
+        dim = conv.out_channels // heads
+        kqv = conv.kqv_lin(x_dict)
+        k_dict, q_dict, v_dict = {}, {}, {}
+        for t, val in kqv.items():
+            k, q, v = torch.tensor_split(val, 3, dim=1)
+            k_dict[t], q_dict[t] = k.view(-1, heads, dim), q.view(-1, heads, dim)
+            v_dict[t] = v.view(-1, heads, dim)
+        num_et = len(conv.edge_types)
+        w_k = conv.k_rel.weight  # [heads * num_et, dim, dim], type h * num_et + r
+        w_v = conv.v_rel.weight
+        agg: dict[str, Tensor] = {}
+        for t, g in graph.dst.items():
+            ks, vs, priors = [], [], []
+            for r, s in zip(g.relations, g.src_types, strict=True):
+                idx = torch.arange(heads, device=w_k.device) * num_et + r
+                ks.append(torch.einsum("nhd,hde->nhe", k_dict[s], w_k[idx]))
+                vs.append(torch.einsum("nhd,hde->nhe", v_dict[s], w_v[idx]))
+                priors.append(conv.p_rel["__".join(graph.edge_types[r])].view(-1))
+            out = attention(
+                q_dict[t],
+                torch.cat(ks),
+                torch.cat(vs),
+                torch.stack(priors),
+                g,
+                None if keep is None else keep.get(t),
+            )
+            agg[t] = F.gelu(out.reshape(-1, heads * dim))
+        result = {}
+        for t, x in x_dict.items():
+            a = conv.out_lin({t: agg.get(t, x.new_zeros(x.shape))})[t]
+            alpha = conv.skip[t].sigmoid()
+            result[t] = self.norms[t](alpha * a + (1 - alpha) * x)
         return result
 
 
@@ -419,4 +465,37 @@ class HGTEncoder(nn.Module):
             edge_index_dict[et] = batch[et].edge_index.to(h[et[0]].device)
         for layer in self.layers:
             h = layer(h, edge_index_dict)
+        return {t: F.normalize(x, dim=-1) for t, x in h.items()}
+
+    def forward_full(
+        self,
+        graph: FullGraph,
+        keep: Mapping[str, Tensor] | None = None,
+        x_dict: Mapping[str, Tensor] | None = None,
+    ) -> dict[str, Tensor]:
+        """Embeddings ``{type: [num_nodes, hidden]}`` (L2-normalised) of every
+        node, by one pass over the whole graph (full-graph mode).
+
+        Args:
+            graph: :class:`~hgt_cluster_kedro.models.hgt_attention.FullGraph` of
+                the graph (built once, e.g. ``FullGraph.from_csr(csr,
+                model.edge_types)``).
+            keep: optional ``uint8`` edge flags per destination type (0 = edge
+                absent in this pass, e.g. the targets a training step scores).
+            x_dict: features per type (all nodes), else the attached buffers.
+        """
+        if [tuple(et) for et in graph.edge_types] != list(self.edge_types):
+            raise ValueError(
+                f"graph was built for edge types {graph.edge_types}, the encoder "
+                f"has {self.edge_types}"
+            )
+        device = next(self.parameters()).device
+        batch = HeteroData()
+        for t in self.node_types:
+            batch[t].n_id = torch.arange(graph.num_nodes[t], device=device)
+        h = self.input_embeddings(batch, x_dict)
+        if self.dropout > 0 and self.training:
+            h = {t: F.dropout(x, self.dropout, True) for t, x in h.items()}
+        for layer in self.layers:
+            h = layer.forward_full(h, graph, keep)
         return {t: F.normalize(x, dim=-1) for t, x in h.items()}
