@@ -82,7 +82,7 @@ def test_kernels_match_reference_values_and_gradients(masked: bool):
     leaves = [t.float().requires_grad_() for t in (q, k, v, prior)]
     out = HGTAttention.apply(*leaves, g, keep)
     ref_leaves = [t.clone().requires_grad_() for t in (q, k, v, prior)]
-    ref = attention_reference(*ref_leaves, g, keep)
+    ref = attention_reference(*ref_leaves, g, keep=keep)
     torch.testing.assert_close(out.double(), ref, rtol=1e-4, atol=1e-5)
     assert float(out[0].detach().abs().max()) == 0.0
     gout = torch.randn(out.shape, generator=gen, dtype=torch.float64)
@@ -106,7 +106,7 @@ def test_reference_gradients_are_autograd_exact():
     ]
     args = [a.requires_grad_() for a in args]
     assert torch.autograd.gradcheck(
-        lambda q, k, v, p: attention_reference(q, k, v, p, g, None), args
+        lambda q, k, v, p: attention_reference(q, k, v, p, g), args
     )
 
 

@@ -386,7 +386,12 @@ class NeighborSampler:
         if batch == 0:
             raise ValueError("src must hold at least one positive edge")
         draw = negatives.draw(
-            src, dst, n_s, n_d, self.rng, self.positive_test(edge_type, src, dst)
+            src,
+            dst,
+            num_src=n_s,
+            num_dst=n_d,
+            rng=self.rng,
+            is_positive=self.positive_test(edge_type, src, dst),
         )
         src_neg, dst_neg = draw.src_neg, draw.dst_neg
         src_bad, dst_bad = draw.src_bad, draw.dst_bad

@@ -188,7 +188,7 @@ class _HGTLayer(nn.Module):
                 torch.cat(vs),
                 torch.stack(priors),
                 g,
-                None if keep is None else keep.get(t),
+                keep=None if keep is None else keep.get(t),
             )
             agg[t] = F.gelu(out.reshape(-1, heads * dim))
         result = {}

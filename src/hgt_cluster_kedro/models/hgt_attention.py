@@ -185,7 +185,13 @@ class FullGraph:
 
 
 def attention_reference(
-    q: Tensor, k: Tensor, v: Tensor, prior: Tensor, g: DstGraph, keep: Tensor | None
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    prior: Tensor,
+    g: DstGraph,
+    *,
+    keep: Tensor | None = None,
 ) -> Tensor:
     """The aggregate in plain torch ops (autograd, any device): the oracle of
     :class:`HGTAttention` and its path on CUDA."""
@@ -210,7 +216,7 @@ class HGTAttention(torch.autograd.Function):
     """The aggregate by the compiled kernels of :mod:`._hgt_kernels` (CPU)."""
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(  # type: ignore[override]  # noqa: PLR0917
         ctx: Any,
         q: Tensor,
         k: Tensor,
@@ -310,7 +316,13 @@ def _numba_available() -> bool:
 
 
 def attention(
-    q: Tensor, k: Tensor, v: Tensor, prior: Tensor, g: DstGraph, keep: Tensor | None
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    prior: Tensor,
+    g: DstGraph,
+    *,
+    keep: Tensor | None = None,
 ) -> Tensor:
     """The HGT aggregate ``[num_dst, H, D]`` of one destination type.
 
@@ -332,4 +344,4 @@ def attention(
         if keep is None:
             keep = torch.ones(g.num_edges, dtype=torch.uint8)
         return HGTAttention.apply(q, k, v, prior, g, keep.to(torch.uint8))
-    return attention_reference(q, k, v, prior, g, keep)
+    return attention_reference(q, k, v, prior, g, keep=keep)
