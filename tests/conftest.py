@@ -139,7 +139,9 @@ def configure_tiny_default_run(project: KedroProject) -> KedroProject:
     joint = _conf_params(project, "hgt_som_joint", "hgt")
     if joint is not None:  # a few fine-tuning steps of the joint HGT + SOM
         joint["train"].update({"max_steps": 3})
-        joint["train"]["som"].update({"num_centres": 4, "init_users": 100})
+        joint["train"]["objectives"]["som"].update(
+            {"num_centres": 4, "init_users": 100}
+        )
         project.set_params("parameters_hgt.yml", "hgt_som_joint", joint)
     twhin = _conf_params(project, "twhin")
     twhin.update({"epochs": 3, "batch_size": 512, "progress": False})

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from hgt_cluster_kedro.models.embedding_som import EmbeddingSOM
-from hgt_cluster_kedro.training.hgt_trainer import (
+from hgt_cluster_kedro.training.hgt import (
     embed_all,
     load_hgt,
     save_hgt,
@@ -87,10 +87,11 @@ def test_joint_som_lowers_the_som_loss_and_keeps_recall(pretrained, tmp_path):
     som = {"num_centres": 4, "lr": 0.1, "radius": 0.5, "decay_steps": 50.0}
     base = {**cfg, "epochs": 3, "init_model": str(path), "restore_best": False}
     plain, h_plain = train_hgt(graph, val, base)
+    objectives = {"link": {"scale": 2.0}, "som": {**som, "weight": 0.3}}
     joint, h_joint = train_hgt(
         graph,
         val,
-        {**base, "som": {**som, "weight": 0.3}, "checkpoint_dir": str(tmp_path)},
+        {**base, "objectives": objectives, "checkpoint_dir": str(tmp_path)},
     )
     assert joint.som is not None and bool(joint.som.initialised)
     som_loss = h_joint["val_som_loss"]

@@ -3,24 +3,35 @@
 from __future__ import annotations
 
 import os
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
-from hgt_cluster_kedro.training import hgt_trainer
-from hgt_cluster_kedro.training.hgt_trainer import (
+from hgt_cluster_kedro.evaluation.metrics import ranking_metrics
+from hgt_cluster_kedro.training.hgt import (
+    FAIL_ENV,
     HGTTrainConfig,
+    data,
     embed_all,
     latest_hgt_checkpoint,
     load_hgt,
-    recall_at_k,
+    loop,
     save_hgt,
     train_hgt,
 )
+from hgt_cluster_kedro.training.hgt.validate import top_k_items
 from tests.hgt import nmi_of_kmeans, planted_artifact
 
+# sampled mode with the original system's negatives (2 uniform per side)
 FAST = {
+    "mode": "sampled",
+    "neg_mode": "uniform",
+    "num_neg": 2,
+    "use_features": True,  # the planted users' features carry their community
+    "id_embedding_types": None,
+    "remove_targets": False,
     "hidden": 16,
     "heads": 2,
     "dropout": 0.1,
@@ -38,10 +49,22 @@ def planted():
     return planted_artifact()
 
 
-def test_loss_decreases_and_communities_are_recovered(planted):
+# full-graph mode with in-batch negatives (the defaults' kind of run)
+FULL = {
+    **FAST,
+    "mode": "full",
+    "neg_mode": "in_batch",
+    "num_neg": 15,
+    "full_batch_size": 128,
+    "remove_targets": True,
+}
+
+
+@pytest.mark.parametrize("mode", ["sampled", "full"])
+def test_loss_decreases_and_communities_are_recovered(planted, mode):
     graph, val, communities = planted
     cfg = {
-        **FAST,
+        **(FAST if mode == "sampled" else FULL),
         "hidden": 32,
         "batch_size": 128,
         "epochs": 10,
@@ -50,6 +73,7 @@ def test_loss_decreases_and_communities_are_recovered(planted):
     }
     model, history = train_hgt(graph, val, cfg)
     loss = history["train_loss"]
+    assert history["mode"] == mode
     assert len(loss) == 10 and history["stop_reason"] == "epochs"
     assert loss[-1] < 0.7 * loss[0]
     assert history["val_loss"][-1] < history["val_loss"][0]
@@ -68,9 +92,11 @@ def _state(model):
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def test_resume_equals_uninterrupted(planted, tmp_path):
+@pytest.mark.parametrize("mode", ["sampled", "full"])
+def test_resume_equals_uninterrupted(planted, tmp_path, mode):
     graph, val, _ = planted
-    cfg = {**FAST, "epochs": 3, "patience": None, "checkpoint_every": 4}
+    base = FAST if mode == "sampled" else {**FULL, "full_batch_size": 64}
+    cfg = {**base, "epochs": 3, "patience": None, "checkpoint_every": 4}
     full, h_full = train_hgt(graph, val, {**cfg, "checkpoint_dir": str(tmp_path / "a")})
     steps = h_full["total_steps"]
     assert steps == 3 * 19
@@ -133,17 +159,17 @@ def test_in_batch_negatives_and_per_relation_fanouts(planted):
 
 def test_sharded_ranks_cover_the_edges(planted):
     graph, _, _ = planted
-    edges = hgt_trainer._target_edges(graph)
+    edges = data.target_edges(graph)
     shards = [
-        hgt_trainer._shard(edges, rank=r, world_size=3, seed=0, seed_users=None)
+        data.shard(edges, rank=r, world_size=3, seed=0, seed_users=None)
         for r in range(3)
     ]
     for i, (_, src, _) in enumerate(edges):
         assert sum(s[i][1].numel() for s in shards) == src.numel()
     users = torch.arange(10)
-    own = hgt_trainer._shard(edges, rank=0, world_size=2, seed=0, seed_users=users)
+    own = data.shard(edges, rank=0, world_size=2, seed=0, seed_users=users)
     assert all(bool((s < 10).all()) for _, s, _ in own)
-    plan = hgt_trainer._epoch_plan(
+    plan = data.epoch_plan(
         shards[0], batch_size=50, steps=9, seed=0, epoch=0, rank=0, min_batch=1
     )
     assert len(plan) == 9 and all(idx.numel() <= 50 for _, idx in plan)
@@ -164,19 +190,23 @@ def test_embed_all_save_load_round_trip(planted, tmp_path):
     assert sampled.shape == (120, 16)
 
 
-def test_recall_at_k_by_hand():
+def test_top_k_items_and_recall_by_hand():
     user_emb = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     item_emb = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
-    users = torch.tensor([3, 3, 8])  # user 3 -> row 0, user 8 -> row 1
-    items = torch.tensor([1, 2, 3])
+    users = torch.tensor([3, 8])  # row 0 = user 3, row 1 = user 8
+    relevant = [[1, 2], [3]]  # held-out items of users 3 and 8
+    top = top_k_items(user_emb, item_emb, users, 1)
     # Top-1: user 3 -> item 0 (no hit, 0/2); user 8 -> item 2 (miss, 0/1).
-    assert recall_at_k(user_emb, item_emb, users, items, 1) == 0.0
+    assert top.tolist() == [[0], [2]]
+    assert ranking_metrics(top, relevant, ks=(1,))["recall@1"] == 0.0
     # Excluding train item 0 of user 3 and item 2 of user 8: both hit.
     indptr = torch.zeros(10, dtype=torch.long)
     indptr[4:] = 1
     indptr[9:] = 2
     indices = torch.tensor([0, 2], dtype=torch.int32)
-    got = recall_at_k(user_emb, item_emb, users, items, 1, exclude=[(indptr, indices)])
+    top = top_k_items(user_emb, item_emb, users, 1, exclude=[(indptr, indices)])
+    assert top.tolist() == [[1], [3]]
+    got = ranking_metrics(top, relevant, ks=(1,))["recall@1"]
     assert got == pytest.approx((1 / 2 + 1 / 1) / 2)
 
 
@@ -186,8 +216,14 @@ def test_config_and_argument_errors(planted, tmp_path):
         HGTTrainConfig(hidden=10, heads=3)
     with pytest.raises(ValueError, match="checkpoint_every=5 needs a checkpoint_dir"):
         HGTTrainConfig(checkpoint_every=5)
-    with pytest.raises(ValueError, match="fail_at_step needs a checkpoint_dir"):
-        HGTTrainConfig(fail_at_step=3)
+    with pytest.raises(ValueError, match="too small for num_neg=63"):
+        HGTTrainConfig(batch_size=32, num_neg=63, neg_mode="in_batch")
+    with pytest.raises(ValueError, match="unknown objective 'linc'"):
+        HGTTrainConfig(objectives={"linc": {}})
+    with pytest.raises(ValueError, match="scale"):
+        HGTTrainConfig(objectives={"link": {"scale": -1.0}})
+    with pytest.raises(ValueError, match="not a negative sampler"):
+        HGTTrainConfig(neg_mode="hard")
     with pytest.raises(ValueError, match="extra"):
         HGTTrainConfig(hiden=3)
     with pytest.raises(ValueError, match="relation 'nope' is unknown"):
@@ -208,12 +244,20 @@ def test_fail_hook_fires_once(tmp_path, monkeypatch):
         raise SystemExit(code)
 
     monkeypatch.setattr(os, "_exit", fake_exit)
-    cfg = HGTTrainConfig(checkpoint_dir=str(tmp_path), fail_at_step=3)
-    hgt_trainer._maybe_fail(cfg, 2, 0, 1, 3)  # another step: nothing
-    hgt_trainer._maybe_fail(cfg, 3, 0, 2, 3)  # not the failing rank (1): nothing
+    monkeypatch.setenv(FAIL_ENV, "3")
+    with pytest.raises(ValueError, match=f"{FAIL_ENV}=3 needs config.checkpoint_dir"):
+        loop._fail_at(HGTTrainConfig())
+    cfg = HGTTrainConfig(checkpoint_dir=str(tmp_path))
+    assert loop._fail_at(cfg) == 3
+
+    def run(rank: int) -> SimpleNamespace:
+        return SimpleNamespace(fail_at=3, world_size=2, rank=rank, cfg=cfg)
+
+    loop._maybe_fail(run(1), 2)  # another step: nothing
+    loop._maybe_fail(run(0), 3)  # not the failing rank (the last, 1): nothing
     with pytest.raises(SystemExit):
-        hgt_trainer._maybe_fail(cfg, 3, 1, 2, 3)
-    hgt_trainer._maybe_fail(cfg, 3, 1, 2, 3)  # marker exists: only once
+        loop._maybe_fail(run(1), 3)
+    loop._maybe_fail(run(1), 3)  # marker exists: only once
     assert calls == [1]
 
 

@@ -39,7 +39,7 @@ def test_hgt_pipeline_trains_through_torchrun(kedro_project):
     kedro_project.set_params("parameters_hgt.yml", "hgt", hgt)
     joint = params["hgt_som_joint"]
     joint["train"].update({"max_steps": 3})
-    joint["train"]["som"].update({"num_centres": 4, "init_users": 100})
+    joint["train"]["objectives"]["som"].update({"num_centres": 4, "init_users": 100})
     kedro_project.set_params("parameters_hgt.yml", "hgt_som_joint", joint)
     kedro_project.set_params(
         "parameters_graph.yml",

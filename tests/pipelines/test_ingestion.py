@@ -184,7 +184,7 @@ def test_dblp_default_run_end_to_end(dblp_project):
 
     def joint(p):
         p["train"].update({"max_steps": 2})
-        p["train"]["som"].update({"num_centres": 2, "init_users": 60})
+        p["train"]["objectives"]["som"].update({"num_centres": 2, "init_users": 60})
 
     dblp_project.edit("hgt", hgt)
     dblp_project.edit("hgt_som_joint", joint, file="hgt")

@@ -45,6 +45,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..runtime import cpu_has_bf16, resolve_device
+
 T = TypeVar("T")
 INITS = ("k-means++", "random")
 BACKENDS = ("torch", "sklearn", "sklearn_minibatch", "auto")
@@ -71,15 +73,6 @@ class KMeansResult:
 
 
 # --------------------------------------------------------------------------- checks
-
-
-def _resolve_device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} but CUDA is not available")
-    return dev
 
 
 def _as_float_tensor(x: np.ndarray | Tensor, device: torch.device) -> Tensor:
@@ -183,16 +176,6 @@ def _sq_dist(x: Tensor, x_sq: Tensor, c: Tensor, c_sq: Tensor) -> Tensor:
     """Squared euclidean distances ``[len(x), len(c)]`` by the expansion."""
     d = torch.addmm(c_sq.unsqueeze(0), x, c.T, beta=1.0, alpha=-2.0)
     return d.add_(x_sq.unsqueeze(1)).clamp_(min=0.0)
-
-
-def cpu_has_bf16() -> bool:
-    """Whether this CPU multiplies bf16 natively (AVX512-BF16 or AMX; Linux)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def _split3(t: Tensor) -> Tensor:
@@ -577,7 +560,7 @@ def inertia_of(
     Returns:
         ``(inertia, labels int64 [n])``.
     """
-    dev = _resolve_device(device)
+    dev = resolve_device(device)
     xt = _as_float_tensor(x, dev)
     ct = _as_float_tensor(centroids, dev)
     if ct.shape[1] != xt.shape[1]:
@@ -948,7 +931,7 @@ def kmeans(
     Raises:
         ValueError: ``k < 1``, ``k > n``, NaN/inf rows, bad shapes or options.
     """
-    dev = _resolve_device(device)
+    dev = resolve_device(device)
     _check_common(n_init, max_iter, tol)
     if batch_size is None:
         batch_size = 16384 if dev.type == "cpu" else 262144

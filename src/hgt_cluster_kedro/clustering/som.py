@@ -58,9 +58,10 @@ from typing import TypeVar
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
-from .kmeans import _resolve_device
+from hgt_cluster_kedro.progress import progress_bar
+
+from ..runtime import resolve_device
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -504,7 +505,7 @@ def som_errors(
         raise ValueError(
             f"codebook has shape {wn.shape}, expected ({rows * cols}, {xn.shape[1]})"
         )
-    dev = _resolve_device(device)
+    dev = resolve_device(device)
     workers = _workers(n_threads, dev)
     with _torch_threads(1, dev), _Chunks(workers, batch_size) as chunks:
         xa, wa, w, _ = _prepare(xn, wn, dev)
@@ -554,7 +555,7 @@ def _train_batch(
     coords = torch.from_numpy(grid_coordinates(rows, cols)).to(device, torch.float64)
     grid_sq = torch.cdist(coords, coords).square_()
     history: list[float] = []
-    bar = tqdm(
+    bar = progress_bar(
         total=len(sigmas) * n,
         unit="sample",
         unit_scale=True,
@@ -770,7 +771,7 @@ def fit_som(
                 f"k={k} clusters but the grid has only rows*cols={units} units"
             )
     seed = _check_int("seed", seed, low=0)
-    dev = _resolve_device(device)
+    dev = resolve_device(device)
     if batch_size is None:
         batch_size = 4096 if dev.type == "cpu" else 65536
     batch_size = _check_int("batch_size", batch_size)

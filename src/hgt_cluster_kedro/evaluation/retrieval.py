@@ -30,7 +30,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from ..clustering.kmeans import cpu_has_bf16
+from ..runtime import cpu_has_bf16
 from .metrics import (
     DEFAULT_KS,
     check_id_range,

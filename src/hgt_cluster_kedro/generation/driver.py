@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+
+from hgt_cluster_kedro.progress import progress_bar
 
 from .config import GeneratorConfig
 from .planted import (
@@ -95,7 +96,7 @@ def generate_local(config: GeneratorConfig) -> GeneratedGraph:
     for group, name, fn, columns, n_blocks in _tables(config):
         parts = [
             fn(config, b)
-            for b in tqdm(
+            for b in progress_bar(
                 range(n_blocks), desc=f"generate {name}", unit="block", leave=False
             )
         ]

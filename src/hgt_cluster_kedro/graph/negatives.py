@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .csr import EdgeType, HeteroCSR
+
 __all__ = [
     "NEGATIVE_SAMPLERS",
     "InBatchNegatives",
@@ -30,10 +32,28 @@ __all__ = [
     "NegativeSampler",
     "UniformNegatives",
     "make_negative_sampler",
+    "positive_test",
 ]
 
 #: ``is_positive(src, dst) -> bool mask``: whether pairs are known positives.
 PositiveTest = Callable[[Tensor, Tensor], Tensor]
+
+
+def positive_test(
+    graph: HeteroCSR, edge_type: EdgeType, src: Tensor, dst: Tensor
+) -> PositiveTest:
+    """``is_positive(s, d)``: whether pairs of ``edge_type`` are positives of
+    the batch ``(src, dst)`` or edges of ``graph``."""
+    n_d = graph.num_nodes[edge_type[2]]
+    pos_keys = torch.sort(src * n_d + dst)[0]
+    batch = pos_keys.numel()
+
+    def is_positive(s: Tensor, d: Tensor) -> Tensor:
+        keys = s * n_d + d
+        at = torch.searchsorted(pos_keys, keys).clamp_(max=batch - 1)
+        return (pos_keys[at] == keys) | graph.has_edges(edge_type, s, d)
+
+    return is_positive
 
 
 @dataclass

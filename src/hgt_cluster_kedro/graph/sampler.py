@@ -14,7 +14,6 @@ Stand-in for the sampling step of PyG's ``NeighborLoader`` / ``LinkNeighborLoade
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -29,6 +28,7 @@ from hgt_cluster_kedro.graph.negatives import (
     NEGATIVE_SAMPLERS,
     NegativeSampler,
     make_negative_sampler,
+    positive_test,
 )
 
 _NEG_MODES = tuple(NEGATIVE_SAMPLERS)
@@ -391,7 +391,7 @@ class NeighborSampler:
             num_src=n_s,
             num_dst=n_d,
             rng=self.rng,
-            is_positive=self.positive_test(edge_type, src, dst),
+            is_positive=positive_test(self.graph, edge_type, src, dst),
         )
         src_neg, dst_neg = draw.src_neg, draw.dst_neg
         src_bad, dst_bad = draw.src_bad, draw.dst_bad
@@ -425,22 +425,6 @@ class NeighborSampler:
         data.src_neg_mask = ~src_bad
         data.dst_neg_mask = ~dst_bad
         return data
-
-    def positive_test(
-        self, edge_type: EdgeType, src: Tensor, dst: Tensor
-    ) -> Callable[[Tensor, Tensor], Tensor]:
-        """``is_positive(s, d)``: whether pairs of ``edge_type`` are positives of
-        the batch ``(src, dst)`` or edges of the graph."""
-        n_d = self.graph.num_nodes[edge_type[2]]
-        pos_keys = torch.sort(src * n_d + dst)[0]
-        batch = pos_keys.numel()
-
-        def is_positive(s: Tensor, d: Tensor) -> Tensor:
-            keys = s * n_d + d
-            at = torch.searchsorted(pos_keys, keys).clamp_(max=batch - 1)
-            return (pos_keys[at] == keys) | self.graph.has_edges(edge_type, s, d)
-
-        return is_positive
 
     # ------------------------------------------------------------ internals
     def _ar(self, n: int) -> Tensor:

@@ -9,7 +9,7 @@ from .checkpoint import (
     unflatten_state,
 )
 from .distributed import join_command, launch, train_distributed
-from .hgt_trainer import HGTTrainConfig, embed_all, load_hgt, save_hgt, train_hgt
+from .hgt import HGTTrainConfig, embed_all, load_hgt, save_hgt, train_hgt
 from .twhin_trainer import (
     DenseAdagrad,
     RowAdagrad,

@@ -208,17 +208,24 @@ def strip_prefix(tensors: Mapping[str, Tensor], prefix: str) -> dict[str, Tensor
     return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
-def checkpoint_path(directory: str | Path, prefix: str, epoch: int) -> Path:
-    """``<directory>/<prefix>-epoch<epoch:05d>.safetensors``."""
-    return Path(directory) / f"{prefix}-epoch{int(epoch):05d}.safetensors"
+def checkpoint_path(
+    directory: str | Path, prefix: str, index: int, unit: str = "epoch"
+) -> Path:
+    """``<directory>/<prefix>-<unit><index>.safetensors`` (epochs: 5 digits,
+    steps: 8)."""
+    width = 5 if unit == "epoch" else 8
+    return Path(directory) / f"{prefix}-{unit}{int(index):0{width}d}.safetensors"
 
 
-def list_checkpoints(directory: str | Path, prefix: str) -> list[tuple[int, Path]]:
-    """``(epoch, path)`` of every checkpoint of ``prefix`` in ``directory``, sorted."""
+def list_checkpoints(
+    directory: str | Path, prefix: str, unit: str = "epoch"
+) -> list[tuple[int, Path]]:
+    """``(index, path)`` of every checkpoint of ``prefix`` in ``directory``
+    (index = epoch or step, as ``unit`` says), sorted."""
     directory = Path(directory)
     if not directory.is_dir():
         return []
-    pattern = re.compile(rf"^{re.escape(prefix)}-epoch(\d+)\.safetensors$")
+    pattern = re.compile(rf"^{re.escape(prefix)}-{re.escape(unit)}(\d+)\.safetensors$")
     found = []
     for p in directory.iterdir():
         m = pattern.match(p.name)
@@ -228,32 +235,44 @@ def list_checkpoints(directory: str | Path, prefix: str) -> list[tuple[int, Path
 
 
 def latest_checkpoint(
-    directory: str | Path, prefix: str, max_epoch: int | None = None
+    directory: str | Path,
+    prefix: str,
+    max_epoch: int | None = None,
+    unit: str = "epoch",
 ) -> tuple[int, Path] | None:
-    """The checkpoint with the highest epoch (``<= max_epoch`` if given), or None."""
+    """The checkpoint with the highest index (``<= max_epoch`` if given), or None."""
     found = [
         (e, p)
-        for e, p in list_checkpoints(directory, prefix)
+        for e, p in list_checkpoints(directory, prefix, unit)
         if max_epoch is None or e <= max_epoch
     ]
     return found[-1] if found else None
 
 
 def prune_checkpoints(
-    directory: str | Path, prefix: str, keep: int, current_epoch: int
+    directory: str | Path,
+    prefix: str,
+    keep: int,
+    current_epoch: int,
+    unit: str = "epoch",
 ) -> None:
-    """Delete checkpoints of ``prefix`` older than the ``keep`` latest up to
-    ``current_epoch`` (checkpoints of later epochs are left alone).
+    """Delete the checkpoints of ``prefix`` up to ``current_epoch`` but the
+    ``keep`` latest (checkpoints of later indices are left alone).
 
     Args:
         directory: checkpoint directory.
         prefix: file name prefix.
         keep: number of checkpoints to keep (``<= 0`` keeps all).
-        current_epoch: the epoch just written.
+        current_epoch: the index (epoch or step) just written.
+        unit: ``"epoch"`` or ``"step"`` (the file names' index).
     """
     if keep <= 0:
         return
-    for epoch, path in list_checkpoints(directory, prefix):
-        if epoch <= current_epoch - keep:
-            path.unlink(missing_ok=True)
-            logger.debug("Removed old checkpoint %s", path)
+    found = [
+        (i, p)
+        for i, p in list_checkpoints(directory, prefix, unit)
+        if i <= current_epoch
+    ]
+    for _, path in found[:-keep]:
+        path.unlink(missing_ok=True)
+        logger.debug("Removed old checkpoint %s", path)

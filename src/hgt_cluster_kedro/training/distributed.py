@@ -59,7 +59,7 @@ from .checkpoint import atomic_write
 
 if TYPE_CHECKING:
     from ..graph.artifact import GraphArtifact
-    from .hgt_trainer import HGTTrainConfig
+    from .hgt import HGTTrainConfig
 
 # The launcher process imports nothing heavier than torch at module level (the
 # graph / model / trainer modules are imported by the workers, and lazily by
@@ -305,7 +305,7 @@ def train_distributed(
     and ``worker_config.json``; checkpoints go to ``config.checkpoint_dir`` or,
     if unset, ``out_dir/checkpoints``. Then :func:`launch` runs the workers and
     rank 0 writes ``out_dir/hgt_model.safetensors`` (load it with
-    :func:`~hgt_cluster_kedro.training.hgt_trainer.load_hgt`) and
+    :func:`~hgt_cluster_kedro.training.hgt.load_hgt`) and
     ``out_dir/history.json``.
 
     Args:
@@ -324,7 +324,7 @@ def train_distributed(
     from safetensors.torch import save_file
 
     from ..graph.artifact import GraphArtifact
-    from .hgt_trainer import HGTTrainConfig
+    from .hgt import HGTTrainConfig
     from .hgt_worker import HISTORY_FILE, MODEL_FILE, WorkerConfig
 
     out_dir = Path(out_dir).resolve()

@@ -10,11 +10,11 @@ Each process reads the JSON config (:class:`WorkerConfig`), sets
 ``torch.set_num_threads(threads_per_worker)``, initialises the process group from
 torchrun's environment (``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``, ...; gloo on
 CPU, nccl on CUDA with ``cuda:LOCAL_RANK``), loads the graph artifact and the
-validation pairs, and calls :func:`~hgt_cluster_kedro.training.hgt_trainer.train_hgt`.
+validation pairs, and calls :func:`~hgt_cluster_kedro.training.hgt.train_hgt`.
 Rank 0 alone then writes, atomically, into ``out_dir``:
 
 * ``hgt_model.safetensors`` -- the encoder ``state_dict`` with its config in the
-  header (:func:`~hgt_cluster_kedro.training.hgt_trainer.load_hgt` rebuilds it);
+  header (:func:`~hgt_cluster_kedro.training.hgt.load_hgt` rebuilds it);
 * ``history.json`` -- the training history (plus ``world_size``, ``restarts``).
 
 Exit status 0 on success; any exception propagates (non-zero exit), which
@@ -37,8 +37,9 @@ import torch.distributed as dist
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..graph.artifact import GraphArtifact
+from ..runtime import resolve_device
 from .checkpoint import atomic_write
-from .hgt_trainer import HGTTrainConfig, _resolve_device, save_hgt, train_hgt
+from .hgt import HGTTrainConfig, save_hgt, train_hgt
 
 logger = logging.getLogger("hgt_cluster_kedro.training.hgt_worker")
 
@@ -95,7 +96,7 @@ def run_worker(config: WorkerConfig, threads: int | None = None) -> dict[str, An
     rank = int(os.environ.get("RANK", "0"))
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     torch.set_num_threads(int(threads or config.threads_per_worker))
-    device = _resolve_device(config.train.device)
+    device = resolve_device(config.train.device)
     initialised = False
     if world_size > 1 and not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"

@@ -40,7 +40,8 @@ from typing import Any
 import torch
 from torch import Tensor
 from torch.profiler import record_function
-from tqdm.auto import tqdm
+
+from hgt_cluster_kedro.progress import progress_bar
 
 from ..graph.csr import HeteroCSR
 from ..models.twhin import TwHIN, batch_layout
@@ -542,7 +543,7 @@ def _train_epoch(
     total = sum(sizes)
     loss_sum = 0.0
     seen = 0
-    bar = tqdm(
+    bar = progress_bar(
         total=total, desc=desc, unit="triplet", unit_scale=True, disable=not progress
     )
     start = time.perf_counter()

@@ -11,7 +11,7 @@ import pandas as pd
 from hgt_cluster_kedro.embeddings import to_frame
 from hgt_cluster_kedro.graph import GraphArtifact
 from hgt_cluster_kedro.models.count_profile import count_profile
-from hgt_cluster_kedro.training.hgt_trainer import peak_rss_mb
+from hgt_cluster_kedro.runtime import peak_rss_mb
 
 
 def build_count_profile(

@@ -24,12 +24,12 @@ from safetensors.torch import load_file
 from hgt_cluster_kedro.embeddings import from_frame, to_frame
 from hgt_cluster_kedro.graph import GraphArtifact
 from hgt_cluster_kedro.models.hgt import HGTEncoder
+from hgt_cluster_kedro.runtime import peak_rss_mb
 from hgt_cluster_kedro.training.distributed import join_command, train_distributed
-from hgt_cluster_kedro.training.hgt_trainer import (
+from hgt_cluster_kedro.training.hgt import (
     HGTTrainConfig,
     embed_all,
     load_hgt,
-    peak_rss_mb,
     run_identity,
     save_hgt,
 )
@@ -195,16 +195,18 @@ def train_joint_som(
     """Fine-tune the self-supervised HGT jointly with a SOM (the original's
     HGT + SOM), through the same torchrun launcher.
 
-    ``joint.train`` overrides ``params.train`` (it must set ``som``). Users are
-    clustered by their winning SOM centre.
+    ``joint.train`` overrides ``params.train`` (its ``objectives`` must include
+    ``som``). Users are clustered by their winning SOM centre.
 
     Returns the model, user and item embeddings, the training summary, the user
     clusters (``id``, ``cluster``) and the centres (``cluster``, ``e0 …``,
     ``size``).
     """
     overrides = dict(joint.get("train") or {})
-    if not overrides.get("som"):
-        raise ValueError("hgt_som_joint.train.som must configure the joint SOM")
+    if "som" not in (overrides.get("objectives") or {}):
+        raise ValueError(
+            "hgt_som_joint.train.objectives must include the joint SOM objective 'som'"
+        )
     model, state, users, items, summary = _launch_and_embed(
         graph,
         interactions,

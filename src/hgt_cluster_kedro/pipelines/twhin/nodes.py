@@ -11,7 +11,7 @@ import pandas as pd
 from hgt_cluster_kedro.embeddings import to_frame
 from hgt_cluster_kedro.graph import GraphArtifact
 from hgt_cluster_kedro.models.twhin import embeddings
-from hgt_cluster_kedro.training.hgt_trainer import peak_rss_mb
+from hgt_cluster_kedro.runtime import peak_rss_mb
 from hgt_cluster_kedro.training.twhin_trainer import train_twhin
 
 from .._common import checkpoint_dir, run_fingerprint
