@@ -128,6 +128,7 @@ def configure_tiny_default_run(project: KedroProject) -> KedroProject:
             "epochs": 1,
             "max_steps": 3,
             "batch_size": 64,
+            "full_batch_size": 64,
             "progress": False,
             "val_max_users": 50,
         }

@@ -72,3 +72,66 @@ def test_registry_and_config():
         HGTTrainConfig(objectives={"link": {"scael": 1.0}})
     with pytest.raises(ValueError, match="at least one objective"):
         HGTTrainConfig(objectives={})
+
+
+def _two_pairs_graph():
+    """Users 0 and 1 share item 0 (like), users 2 and 3 share item 1 (buy)."""
+    from types import SimpleNamespace
+
+    from hgt_cluster_kedro.graph.csr import HeteroCSR
+
+    csr = HeteroCSR.from_coo(
+        {"user": 4, "item": 2},
+        {
+            ("user", "like", "item"): (torch.tensor([0, 1]), torch.tensor([0, 0])),
+            ("user", "buy", "item"): (torch.tensor([2, 3]), torch.tensor([1, 1])),
+        },
+    )
+    schema = SimpleNamespace(
+        user_type="user",
+        item_type="item",
+        target_relations=["like", "buy"],
+        edge_type=lambda r: ("user", r, "item"),
+    )
+    return SimpleNamespace(csr=csr, schema=schema)
+
+
+def test_coengagement_pairs_are_users_sharing_an_item():
+    from hgt_cluster_kedro.training.hgt.objectives import CoEngagementObjective
+
+    graph = _two_pairs_graph()
+    params = CoEngagementObjective.Params(batch_size=4, num_neg=1)
+    objective = CoEngagementObjective(params, None, graph)
+    seen = set()
+    for seed in range(20):
+        users, ends = objective.pairs(seed)
+        assert users.numel() == 4  # every user has exactly one co-engaged peer
+        seen |= set(zip(users.tolist(), ends.tolist(), strict=True))
+    assert seen == {(0, 1), (1, 0), (2, 3), (3, 2)}
+    # the loss is lower when co-engaged users are close than when they are not
+    close = {"user": torch.tensor([[1.0, 0], [1.0, 0], [0, 1.0], [0, 1.0]])}
+    apart = {"user": torch.tensor([[1.0, 0], [0, 1.0], [1.0, 0], [0, 1.0]])}
+    batch = _batch()
+    assert float(objective.loss(batch, close)) < float(objective.loss(batch, apart))
+    # by hand for "close": anchor and positive cos 1; the negative (another
+    # pair's end) cos 0 -> softplus(-2) on both sides
+    assert float(objective.loss(batch, close)) == pytest.approx(
+        math.log1p(math.exp(-2.0))
+    )
+
+
+def test_coengagement_needs_the_full_graph(tmp_path):
+    from hgt_cluster_kedro.training.hgt import train_hgt
+    from tests.hgt import planted_artifact
+
+    graph, val, _ = planted_artifact()
+    cfg = {
+        "mode": "sampled",
+        "objectives": {"link": {}, "coengagement": {}},
+        "epochs": 1,
+        "progress": False,
+        "device": "cpu",
+        "batch_size": 64,
+    }
+    with pytest.raises(ValueError, match="'coengagement' needs the full-graph mode"):
+        train_hgt(graph, val, cfg)

@@ -28,6 +28,7 @@ def test_hgt_pipeline_trains_through_torchrun(kedro_project):
             "epochs": 1,
             "max_steps": 4,
             "batch_size": 64,
+            "full_batch_size": 64,
             "progress": False,
             "val_max_users": 50,
             "checkpoint_every": 2,
@@ -62,6 +63,7 @@ def test_hgt_pipeline_trains_through_torchrun(kedro_project):
     # max_steps stops inside the epoch: that partial epoch is validated too
     history = summary["history"]
     assert history["stop_reason"] == "max_steps" and history["steps"] == [4]
+    assert history["mode"] == "full"  # mode auto on a small graph
     assert 0 < history["epoch_fraction"][0] < 1
     assert history["val_recall"][0] is not None
     model = catalog.load("hgt_model")

@@ -205,10 +205,18 @@ def _build(
         model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
     )
     objectives = {
-        name: OBJECTIVES[name](params, model) for name, params in cfg.objectives.items()
+        name: OBJECTIVES[name](params, model, graph)
+        for name, params in cfg.objectives.items()
     }
     negatives = make_negative_sampler(cfg.neg_mode, cfg.num_neg)
     full_mode = cfg.use_full_graph(csr.num_edges())
+    for name, objective in objectives.items():
+        if objective.needs_full_graph and not full_mode:
+            raise ValueError(
+                f"objective {name!r} needs the full-graph mode (hgt.train.mode: "
+                f"full, or auto on a graph of at most full_max_edges="
+                f"{cfg.full_max_edges} edges; this one has {csr.num_edges()})"
+            )
     if not full_mode and num_hops(fanouts) != cfg.layers:
         logger.warning(
             "fanouts sample %d hops for %d HGT layers", num_hops(fanouts), cfg.layers
@@ -311,7 +319,9 @@ def _batch(run: _Run, r: int, idx: Tensor, step_seed: int) -> tuple[Any, LinkBat
         )
         attach_x(data, run.features)
         data = data.to(run.device)
-        return data, LinkBatch.from_data(data)
+        batch = LinkBatch.from_data(data)
+        batch.seed = step_seed
+        return data, batch
     n_s, n_d = csr.num_nodes[et[0]], csr.num_nodes[et[2]]
     draw = run.negatives.draw(
         u,
@@ -326,7 +336,7 @@ def _batch(run: _Run, r: int, idx: Tensor, step_seed: int) -> tuple[Any, LinkBat
         masks = FullGraph.keep_masks(run.pair_keys[(et[0], et[2])], u * n_d + i)
         keep = {t: m.to(run.device) for t, m in masks.items()}
     batch = LinkBatch(
-        et, u, i, draw.src_neg, draw.dst_neg, ~draw.src_bad, ~draw.dst_bad
+        et, u, i, draw.src_neg, draw.dst_neg, ~draw.src_bad, ~draw.dst_bad, step_seed
     ).to(run.device)
     return keep, batch
 

@@ -24,13 +24,14 @@ import torch.distributed as dist
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
-from ...models.losses import symmetric_cosine_loss
+from ...models.losses import cosine_pair_loss, symmetric_cosine_loss
 from ...runtime import derive_seed
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "OBJECTIVES",
+    "CoEngagementObjective",
     "JointSOMObjective",
     "LinkBatch",
     "LinkObjective",
@@ -62,6 +63,8 @@ class LinkBatch:
     dst_neg_index: Tensor
     src_neg_mask: Tensor
     dst_neg_mask: Tensor
+    #: seed of the step (objectives that draw their own pairs seed from it)
+    seed: int = 0
 
     @classmethod
     def from_data(cls, data: Any) -> LinkBatch:
@@ -81,7 +84,7 @@ class LinkBatch:
         """The same batch with every index on ``device``."""
         if self.src_index.device == device:
             return self
-        return LinkBatch(
+        moved = LinkBatch(
             self.edge_type,
             *(
                 t.to(device)
@@ -95,6 +98,8 @@ class LinkBatch:
                 )
             ),
         )
+        moved.seed = self.seed
+        return moved
 
     def users(self, outputs: dict[str, Tensor]) -> Tensor:
         """``[B, d]`` embeddings of the positives' users."""
@@ -114,10 +119,15 @@ class Objective:
 
     name: ClassVar[str]
     Params: ClassVar[type[ObjectiveParams]] = ObjectiveParams
+    #: the loss reads embeddings of nodes beyond the batch's (full-graph mode)
+    needs_full_graph: ClassVar[bool] = False
 
-    def __init__(self, params: ObjectiveParams, model: Any = None) -> None:
+    def __init__(
+        self, params: ObjectiveParams, model: Any = None, graph: Any = None
+    ) -> None:
         self.params = params
         self.model = model
+        self.graph = graph
 
     @classmethod
     def encoder_kwargs(cls, params: ObjectiveParams) -> dict[str, Any]:
@@ -263,3 +273,134 @@ class JointSOMObjective(Objective):
         som = self.model.som
         device = som.centres.device
         return {"val_som_loss": float(som.loss(user_emb.to(device)))}
+
+
+#: a relation's CSR (indptr, indices) and, for exclusion, its sorted row keys
+_Rel = tuple[Tensor, Tensor, Tensor | None]
+
+
+class CoEngagementParams(ObjectiveParams):
+    weight: float = Field(default=1.0, ge=0.0, description="weight in the sum")
+    batch_size: int = Field(default=4096, gt=1, description="anchor users per step")
+    num_neg: int = Field(default=63, ge=1, description="in-batch negatives")
+    scale: float = Field(default=2.0, gt=0.0, description="cosine scale s")
+    relations: list[str] | None = Field(
+        default=None,
+        description="user -> item relations of the user-item-user walk "
+        "(None: the schema's target relations)",
+    )
+
+
+@register
+class CoEngagementObjective(Objective):
+    """User-user contrast on co-engagement (HeCo-style metapath positives, Wang
+    et al., *Self-supervised Heterogeneous Graph Neural Network with
+    Co-contrastive Learning*, KDD 2021): for ``batch_size`` random users ``u``
+    a walk ``u -> item -> u'`` along the target relations (uniform over the
+    union of their edges, so pairs that share more items are drawn more often)
+    gives the positive ``(u, u')``; the other walks' ends are the in-batch
+    negatives; loss: the symmetric cosine loss of the link objective between
+    user embeddings. What a u2u2i channel needs: users who engage with the same
+    items close together. Needs the full-graph mode (any user may be drawn)."""
+
+    name = "coengagement"
+    Params = CoEngagementParams
+    needs_full_graph = True
+
+    def _relations(
+        self,
+    ) -> tuple[list[tuple[Tensor, Tensor]], list[tuple[Tensor, Tensor]]]:
+        schema, csr = self.graph.schema, self.graph.csr
+        names = self.params.relations or list(schema.target_relations)  # type: ignore[attr-defined]
+        fwd, rev = [], []
+        for name in names:
+            et = schema.edge_type(name)
+            if (et[0], et[2]) != (schema.user_type, schema.item_type):
+                raise ValueError(
+                    f"coengagement.relations: {name!r} is not a {schema.user_type} "
+                    f"-> {schema.item_type} relation"
+                )
+            rev_et = (et[2], f"rev_{et[1]}", et[0])
+            fwd.append((csr.indptr[et], csr.indices[et], None))
+            ip, ix = csr.indptr[rev_et], csr.indices[rev_et]
+            rows = torch.repeat_interleave(torch.arange(ip.numel() - 1), ip.diff())
+            n_users = csr.num_nodes[schema.user_type]
+            rev.append((ip, ix, rows * n_users + ix.long()))  # sorted row keys
+        return fwd, rev
+
+    @staticmethod
+    def _hop(
+        nodes: Tensor,
+        rels: list[_Rel],
+        gen: torch.Generator,
+        exclude: Tensor | None = None,
+        n_cols: int = 0,
+    ) -> Tensor:
+        """One uniform step over the union of ``rels``' edges, never to
+        ``exclude[i]`` (rows keyed ``row * n_cols + col``; -1: no such edge)."""
+        degs, skips = [], []
+        for ip, _, keys in rels:
+            deg = ip[nodes + 1] - ip[nodes]
+            skip = torch.full_like(deg, -1)  # position of exclude[i] in the row
+            if exclude is not None and keys is not None and keys.numel():
+                want = nodes * n_cols + exclude
+                at = torch.searchsorted(keys, want).clamp(max=keys.numel() - 1)
+                found = keys[at] == want
+                skip = torch.where(found, at - ip[nodes], skip)
+                deg = deg - found.long()
+            degs.append(deg)
+            skips.append(skip)
+        total = torch.stack(degs).sum(0)
+        pick = (torch.rand(nodes.numel(), generator=gen) * total).long()
+        pick = torch.minimum(pick, (total - 1).clamp(min=0))
+        out = torch.full_like(nodes, -1)
+        before = torch.zeros_like(total)
+        for (ip, ix, _), deg, skip in zip(rels, degs, skips, strict=True):
+            inside = (pick >= before) & (pick < before + deg) & (total > 0)
+            local = pick[inside] - before[inside]
+            sk = skip[inside]
+            local = local + ((sk >= 0) & (local >= sk)).long()
+            out[inside] = ix[ip[nodes[inside]] + local].long()
+            before = before + deg
+        return out
+
+    def pairs(self, seed: int) -> tuple[Tensor, Tensor]:
+        """``(u, u')``: the step's anchor users and the ends of their walks."""
+        if not hasattr(self, "_rels"):
+            self._rels = self._relations()
+        fwd, rev = self._rels
+        n_users = self.graph.csr.num_nodes[self.graph.schema.user_type]
+        gen = torch.Generator().manual_seed(int(seed) % (2**63 - 1))
+        take = min(n_users, self.params.batch_size)  # type: ignore[attr-defined]
+        users = torch.randperm(n_users, generator=gen)[:take]
+        items = self._hop(users, fwd, gen)
+        ok = items >= 0
+        users, items = users[ok], items[ok]
+        ends = self._hop(items, rev, gen, exclude=users, n_cols=n_users)
+        ok = ends >= 0
+        return users[ok], ends[ok]
+
+    def loss(self, batch: LinkBatch, outputs: dict[str, Tensor]) -> Tensor:
+        users, ends = self.pairs(batch.seed)
+        b = users.numel()
+        k = min(self.params.num_neg, b - 1)  # type: ignore[attr-defined]
+        emb = outputs[self.graph.schema.user_type]
+        if k < 1:
+            return emb.sum() * 0.0
+        device = emb.device
+        gen = torch.Generator().manual_seed(int(batch.seed) % (2**63 - 1) + 1)
+        shifts = torch.randperm(b - 1, generator=gen)[:k] + 1
+        neg = (torch.arange(b).unsqueeze(1) + shifts) % b  # other walks' ends
+        mask = ends[neg] != users.unsqueeze(1)
+        anchor = emb.index_select(0, users.to(device))
+        positive = emb.index_select(0, ends.to(device))
+        scale = self.params.scale  # type: ignore[attr-defined]
+        return 0.5 * cosine_pair_loss(
+            anchor,
+            positive,
+            positive[neg.to(device)],
+            scale=scale,
+            mask=mask.to(device),
+        ) + 0.5 * cosine_pair_loss(
+            positive, anchor, anchor[neg.to(device)], scale=scale, mask=mask.to(device)
+        )
