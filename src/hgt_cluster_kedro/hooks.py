@@ -44,8 +44,9 @@ class RunEnvHook:
     ``register_pipelines()`` receives no environment and ``kedro run --env X``
     does not set ``KEDRO_ENV``. ``after_context_created`` fires in
     ``KedroSession.run`` before the pipelines are first read, so recording
-    ``context.env`` here lets ``register_pipelines`` build the environment's
-    default run (``ingestion`` first for ``--env dblp``); see
+    ``context.env`` and the environment's ``run`` / ``ingestion`` parameters
+    here lets ``register_pipelines`` build the environment's default run
+    (``ingestion`` first for ``--env dblp``); see
     :mod:`hgt_cluster_kedro.pipeline_registry`. ``tryfirst``: before other
     hooks that read ``context.params`` (which loads the pipelines to validate
     parameters).
@@ -55,7 +56,9 @@ class RunEnvHook:
     def after_context_created(self, context: Any) -> None:
         from hgt_cluster_kedro.pipeline_registry import use_env
 
-        use_env(context.env)
+        # raw parameters: context.params would validate the pipelines, which
+        # are not registered yet (the default run depends on `run`)
+        use_env(context.env, context.config_loader["parameters"])
 
 
 class OutputPathCheckHook:
@@ -132,3 +135,60 @@ class DaskClientHook:
     @hook_impl
     def on_pipeline_error(self, *args: Any, **kwargs: Any) -> None:
         self._close()
+
+
+def _raw_source(pipeline: Any) -> str | None:
+    """The pipeline (``data_generation`` / ``ingestion``) whose node writes the
+    raw graph tables in this run, from the node's parameter inputs."""
+    for node in pipeline.nodes:
+        if "raw_nodes" in node.outputs:
+            for source in ("data_generation", "ingestion"):
+                if f"params:{source}" in node.inputs:
+                    return source
+            return node.name
+    return None
+
+
+def _resolve(model: Any, path: list[str]) -> Any:
+    """``params:<section>.a.b`` from the validated section (YAML names)."""
+    value = model
+    for key in path:
+        if isinstance(value, dict):
+            value = value[key]
+            continue
+        fields = getattr(type(value), "model_fields", {})
+        name = next((n for n, f in fields.items() if key in (n, f.alias)), key)
+        value = getattr(value, name)
+    return value
+
+
+class ParameterCheckHook:
+    """Check every parameter section the run reads, and the rules across
+    sections, before the first node runs; hand the nodes the validated models.
+
+    Kedro validates a ``params:`` input typed with a pydantic model when it
+    builds the catalog; this hook adds what Kedro cannot see: sections a node
+    reads untyped or by a nested key, typos in top-level section names, missing
+    sections (filled with their model's defaults), and the cross-section rules of
+    :func:`hgt_cluster_kedro.config.check_parameters` (user counts against
+    ``clustering.k`` and the SOMs, ``num_parts`` against the nodes, the schema
+    against the source pipeline's tables, the joint HGT + SOM settings). Every
+    ``params:<section>[.key]`` input of the run is then replaced in the catalog
+    by the validated value, so nodes receive models, never raw dicts.
+    ``tryfirst``: before the output-path check and the dask client.
+    """
+
+    @hook_impl(tryfirst=True)
+    def before_pipeline_run(
+        self, run_params: dict, pipeline: Any, catalog: Any
+    ) -> None:
+        from hgt_cluster_kedro.config import check_parameters
+
+        names = sorted(n for n in pipeline.inputs() if n.startswith("params:"))
+        sections = {n.split(":", 1)[1].split(".")[0] for n in names}
+        params = catalog.load("parameters") if "parameters" in catalog else {}
+        validated = check_parameters(params, sections, source=_raw_source(pipeline))
+        for name in names:
+            section, *path = name.split(":", 1)[1].split(".")
+            if section in validated:
+                catalog[name] = _resolve(validated[section], path)
