@@ -190,5 +190,8 @@ class ParameterCheckHook:
         validated = check_parameters(params, sections, source=_raw_source(pipeline))
         for name in names:
             section, *path = name.split(":", 1)[1].split(".")
-            if section in validated:
-                catalog[name] = _resolve(validated[section], path)
+            if section not in validated:
+                continue
+            value = _resolve(validated[section], path)
+            if name not in catalog or catalog.load(name) is not value:
+                catalog[name] = value

@@ -111,8 +111,12 @@ def register_pipelines() -> dict[str, Pipeline]:
     the current environment (:func:`current_default`)."""
     names = current_default()
     pipelines = find_pipelines(raise_errors=True)
+    # `kedro run --pipelines a,b` loads only those: `__default__` is then unused
+    loaded_all = "__default__" in pipelines
     unknown = [n for n in names if n not in pipelines]
-    if unknown:
+    if unknown and not loaded_all:
+        names = tuple(n for n in names if n in pipelines)
+    elif unknown:
         raise ValueError(
             f"run.pipelines / run.source: unknown pipeline(s) {unknown}; "
             f"known: {sorted(pipelines)}"

@@ -65,9 +65,12 @@ def test_graph_and_generator_defaults_restated():
     graph = validate_section("graph", raw["graph"]).model_dump(by_alias=True)
     for part in ("validation", "split", "partition"):
         default = type(getattr(validate_section("graph", raw["graph"]), part))()
-        assert _defaults_restated(
-            raw["graph"][part], default.model_dump(), f"graph.{part}"
-        ) == [], part
+        assert (
+            _defaults_restated(
+                raw["graph"][part], default.model_dump(), f"graph.{part}"
+            )
+            == []
+        ), part
     assert graph["schema"]["user_type"] == "user"
 
 
@@ -108,7 +111,9 @@ def test_a_typo_in_every_section_names_the_key_and_the_nearest_name(section):
 def test_ingestion_typo_names_the_key():
     raw = {"edges": {"e": {"file": {"path": "e.csv"}, "src": "a", "dst": "b"}}}
     raw["nodez"] = {}
-    with pytest.raises(ParameterError, match=r"ingestion\.nodez: .*did you mean 'nodes'"):
+    with pytest.raises(
+        ParameterError, match=r"ingestion\.nodez: .*did you mean 'nodes'"
+    ):
         validate_section("ingestion", raw)
 
 
