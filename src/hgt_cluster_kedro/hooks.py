@@ -162,6 +162,40 @@ def _resolve(model: Any, path: list[str]) -> Any:
     return value
 
 
+def _stored_table_names(catalog: Any, name: str) -> tuple[list[str], str] | None:
+    """Table names of the latest version of a table-set dataset (no data read)."""
+    if name not in catalog:
+        return None
+    dataset = catalog.get(name)
+    table_dirs = getattr(dataset, "_table_dirs", None)
+    if table_dirs is None or not dataset.exists():
+        return None
+    return sorted(table_dirs()), str(dataset._get_load_path())
+
+
+def _check_stored_tables(validated: dict, pipeline: Any, catalog: Any) -> None:
+    """A run that loads stored raw tables into ``graph`` checks their table
+    names against the schema first, naming the pipeline that wrote them."""
+    from hgt_cluster_kedro.config import SOURCES, ParameterError
+    from hgt_cluster_kedro.config.registry import stored_tables_problems
+    from hgt_cluster_kedro.pipeline_registry import current_default
+
+    if not {"raw_nodes", "raw_edges"} <= set(pipeline.inputs()):
+        return
+    nodes = _stored_table_names(catalog, "raw_nodes")
+    edges = _stored_table_names(catalog, "raw_edges")
+    if nodes is None or edges is None:
+        return
+    default = current_default()
+    source = default[0] if default and default[0] in SOURCES else "none"
+    where = str(Path(nodes[1]).parent.parent)
+    problems = stored_tables_problems(
+        validated["graph"], nodes[0], edges[0], where, source
+    )
+    if problems:
+        raise ParameterError(problems, "Stored tables do not match the schema")
+
+
 class ParameterCheckHook:
     """Check every parameter section the run reads, and the rules across
     sections, before the first node runs; hand the nodes the validated models.
@@ -187,7 +221,10 @@ class ParameterCheckHook:
         names = sorted(n for n in pipeline.inputs() if n.startswith("params:"))
         sections = {n.split(":", 1)[1].split(".")[0] for n in names}
         params = catalog.load("parameters") if "parameters" in catalog else {}
-        validated = check_parameters(params, sections, source=_raw_source(pipeline))
+        source = _raw_source(pipeline)
+        validated = check_parameters(params, sections, source=source)
+        if source is None and "graph" in validated:
+            _check_stored_tables(validated, pipeline, catalog)
         for name in names:
             section, *path = name.split(":", 1)[1].split(".")
             if section not in validated:

@@ -105,3 +105,20 @@ def test_nodes_receive_the_validated_models(kedro_project):
     clustering = catalog.load("params:clustering")
     assert isinstance(clustering, ClusteringParams) and clustering.k == 16
     assert isinstance(catalog.load("params:evaluation.ground_truth"), GroundTruthParams)
+
+
+def test_stored_tables_of_another_pipeline_name_it_and_the_fix(kedro_project):
+    """Raw tables written by ``data_generation`` loaded into a graph whose schema
+    has other types: stopped before ``graph`` writes anything."""
+    kedro_project.run(pipeline_names=["data_generation"])
+    before = kedro_project.files()
+    path = kedro_project.root / "conf/base/parameters_graph.yml"
+    text = path.read_text().replace("note", "item")
+    path.write_text(text)
+    with pytest.raises(ParameterError) as err:
+        kedro_project.run(pipeline_names=["graph"])
+    message = str(err.value)
+    assert "node types ['item'] and relations ['comment_item'" in message
+    assert "written by pipeline 'data_generation' (fake users and notes)" in message
+    assert "add an `ingestion` section" in message
+    assert kedro_project.files() == before

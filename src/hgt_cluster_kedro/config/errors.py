@@ -17,7 +17,7 @@ class ParameterError(ValueError):
 
     def __init__(self, problems: Sequence[str], header: str | None = None) -> None:
         self.problems = list(problems)
-        head = header or "Invalid parameters (nothing was run)"
+        head = header or "Invalid parameters"
         super().__init__(head + ":\n  " + "\n  ".join(self.problems))
 
 

@@ -266,3 +266,55 @@ def cross_section_problems(
         except ParameterError as exc:
             out.extend(exc.problems)
     return out
+
+
+def stored_tables_problems(
+    graph: BaseModel,
+    node_tables: list[str],
+    edge_tables: list[str],
+    where: str,
+    source: str,
+) -> list[str]:
+    """The raw tables a run will load (written by an earlier run) against
+    ``graph.schema``: which pipeline wrote them, and the fix.
+
+    Args:
+        graph: the validated ``graph`` section.
+        node_tables, edge_tables: table names of the latest ``raw_nodes`` /
+            ``raw_edges`` versions.
+        where: their location, for the message.
+        source: this environment's source pipeline (``run.source`` resolved).
+    """
+    schema = graph.graph_schema  # type: ignore[attr-defined]
+    missing_types = sorted(set(schema.node_types) - set(node_tables))
+    missing_rels = sorted(set(schema.relations) - set(edge_tables))
+    if not (missing_types or missing_rels):
+        return []
+    from hgt_cluster_kedro.generation.config import KNOWN_RELATIONS
+
+    generated = set(node_tables) == {"user", "note"} and set(edge_tables) <= set(
+        KNOWN_RELATIONS
+    )
+    writer = (
+        "pipeline 'data_generation' (fake users and notes)"
+        if generated
+        else "pipeline 'ingestion' with another configuration"
+    )
+    what = [f"node types {missing_types}"] if missing_types else []
+    what += [f"relations {missing_rels}"] if missing_rels else []
+    if source == "ingestion":
+        fix = (
+            "This environment's source is pipeline 'ingestion': rerun it (the "
+            "default run starts with it, or --pipelines ingestion,graph,...)."
+        )
+    else:
+        fix = (
+            f"This environment's source is '{source}' (run.source), which cannot "
+            "write this schema: to read your own files add an `ingestion` section "
+            "(docs/own_data.md), then run the default run."
+        )
+    return [
+        f"graph.schema: {' and '.join(what)} are not in the stored raw tables "
+        f"({where}: node tables {sorted(node_tables)}, edge tables "
+        f"{sorted(edge_tables)}), written by {writer}. {fix}"
+    ]
