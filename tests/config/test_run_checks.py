@@ -122,3 +122,28 @@ def test_stored_tables_of_another_pipeline_name_it_and_the_fix(kedro_project):
     assert "written by pipeline 'data_generation' (fake users and notes)" in message
     assert "add an `ingestion` section" in message
     assert kedro_project.files() == before
+
+
+def test_node_side_checks_where_sizes_are_known_only_from_the_data():
+    """Without a source of known size (e.g. ingestion with implied counts) the
+    first graph node checks ``num_parts`` before split / build write, and the
+    joint HGT + SOM checks its centres before starting torchrun."""
+    from hgt_cluster_kedro.config import GraphParams
+    from hgt_cluster_kedro.generation import GeneratorConfig, generate
+    from hgt_cluster_kedro.pipelines.graph.nodes import build, split, validate_tables
+    from hgt_cluster_kedro.pipelines.hgt.nodes import train_joint_som
+    from tests.config.test_sections import base_params
+    from tests.conftest import tiny_generation_params
+
+    data = generate(GeneratorConfig.model_validate(tiny_generation_params()))
+    raw = base_params()["graph"]
+    raw["partition"]["num_parts"] = 5000
+    with pytest.raises(ValueError, match="num_parts=5000 is larger than the 1000"):
+        validate_tables(data.nodes, data.edges, GraphParams.model_validate(raw))
+    raw["partition"]["num_parts"] = 2
+    tables = validate_tables(data.nodes, data.edges, raw)
+    interactions = split(tables, raw)
+    graph = build(tables, interactions)
+    joint = {"train": {"som": {"num_centres": 401}}}
+    with pytest.raises(ValueError, match="num_centres=401 is larger than the 400"):
+        train_joint_som(graph, interactions, {}, {}, params={}, joint=joint)

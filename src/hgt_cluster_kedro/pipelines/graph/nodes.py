@@ -27,9 +27,20 @@ def validate_tables(
     raw_edges: dict[str, pd.DataFrame],
     params: GraphParams,
 ) -> IndexedTables:
-    """Check the raw tables against the schema; index them (nothing is written)."""
+    """Check the raw tables against the schema; index them (nothing is written).
+
+    Also checks ``partition.num_parts`` against the nodes now, before ``split``
+    and ``build`` write their outputs (the parameter check before the run knows
+    the node count only when the run's source states it)."""
     cfg = _config(params)
-    return index_tables(raw_nodes, raw_edges, cfg.graph_schema, cfg.validation)
+    tables = index_tables(raw_nodes, raw_edges, cfg.graph_schema, cfg.validation)
+    total = sum(tables.num_nodes.values())
+    if cfg.partition.num_parts > total:
+        raise ValueError(
+            f"graph.partition.num_parts={cfg.partition.num_parts} is larger than "
+            f"the {total} nodes of the graph"
+        )
+    return tables
 
 
 def split(tables: IndexedTables, params: GraphParams) -> pd.DataFrame:

@@ -204,6 +204,12 @@ def train_joint_som(
     """
     params = HGTParams.model_validate(params)
     joint = HGTSomJointParams.model_validate(joint)
+    users = graph.num_nodes[graph.schema.user_type]
+    if joint.train.som.num_centres > users:  # before torchrun: no retried workers
+        raise ValueError(
+            f"hgt_som_joint.train.som.num_centres={joint.train.som.num_centres} is "
+            f"larger than the {users} users of the graph"
+        )
     model, state, users, items, summary = _launch_and_embed(
         graph,
         interactions,
