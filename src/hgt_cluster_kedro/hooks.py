@@ -44,8 +44,9 @@ class RunEnvHook:
     ``register_pipelines()`` receives no environment and ``kedro run --env X``
     does not set ``KEDRO_ENV``. ``after_context_created`` fires in
     ``KedroSession.run`` before the pipelines are first read, so recording
-    ``context.env`` here lets ``register_pipelines`` build the environment's
-    default run (``ingestion`` first for ``--env dblp``); see
+    ``context.env`` and the environment's ``run`` / ``ingestion`` parameters
+    here lets ``register_pipelines`` build the environment's default run
+    (``ingestion`` first for ``--env dblp``); see
     :mod:`hgt_cluster_kedro.pipeline_registry`. ``tryfirst``: before other
     hooks that read ``context.params`` (which loads the pipelines to validate
     parameters).
@@ -55,7 +56,9 @@ class RunEnvHook:
     def after_context_created(self, context: Any) -> None:
         from hgt_cluster_kedro.pipeline_registry import use_env
 
-        use_env(context.env)
+        # raw parameters: context.params would validate the pipelines, which
+        # are not registered yet (the default run depends on `run`)
+        use_env(context.env, context.config_loader["parameters"])
 
 
 class OutputPathCheckHook:
@@ -132,3 +135,100 @@ class DaskClientHook:
     @hook_impl
     def on_pipeline_error(self, *args: Any, **kwargs: Any) -> None:
         self._close()
+
+
+def _raw_source(pipeline: Any) -> str | None:
+    """The pipeline (``data_generation`` / ``ingestion``) whose node writes the
+    raw graph tables in this run, from the node's parameter inputs."""
+    for node in pipeline.nodes:
+        if "raw_nodes" in node.outputs:
+            for source in ("data_generation", "ingestion"):
+                if f"params:{source}" in node.inputs:
+                    return source
+            return node.name
+    return None
+
+
+def _resolve(model: Any, path: list[str]) -> Any:
+    """``params:<section>.a.b`` from the validated section (YAML names)."""
+    value = model
+    for key in path:
+        if isinstance(value, dict):
+            value = value[key]
+            continue
+        fields = getattr(type(value), "model_fields", {})
+        name = next((n for n, f in fields.items() if key in (n, f.alias)), key)
+        value = getattr(value, name)
+    return value
+
+
+def _stored_table_names(catalog: Any, name: str) -> tuple[list[str], str] | None:
+    """Table names of the latest version of a table-set dataset (no data read)."""
+    if name not in catalog:
+        return None
+    dataset = catalog.get(name)
+    table_dirs = getattr(dataset, "_table_dirs", None)
+    if table_dirs is None or not dataset.exists():
+        return None
+    return sorted(table_dirs()), str(dataset._get_load_path())
+
+
+def _check_stored_tables(validated: dict, pipeline: Any, catalog: Any) -> None:
+    """A run that loads stored raw tables into ``graph`` checks their table
+    names against the schema first, naming the pipeline that wrote them."""
+    from hgt_cluster_kedro.config import SOURCES, ParameterError
+    from hgt_cluster_kedro.config.registry import stored_tables_problems
+    from hgt_cluster_kedro.pipeline_registry import current_default
+
+    if not {"raw_nodes", "raw_edges"} <= set(pipeline.inputs()):
+        return
+    nodes = _stored_table_names(catalog, "raw_nodes")
+    edges = _stored_table_names(catalog, "raw_edges")
+    if nodes is None or edges is None:
+        return
+    default = current_default()
+    source = default[0] if default and default[0] in SOURCES else "none"
+    where = str(Path(nodes[1]).parent.parent)
+    problems = stored_tables_problems(
+        validated["graph"], nodes[0], edges[0], where, source
+    )
+    if problems:
+        raise ParameterError(problems, "Stored tables do not match the schema")
+
+
+class ParameterCheckHook:
+    """Check every parameter section the run reads, and the rules across
+    sections, before the first node runs; hand the nodes the validated models.
+
+    Kedro validates a ``params:`` input typed with a pydantic model when it
+    builds the catalog; this hook adds what Kedro cannot see: sections a node
+    reads untyped or by a nested key, typos in top-level section names, missing
+    sections (filled with their model's defaults), and the cross-section rules of
+    :func:`hgt_cluster_kedro.config.check_parameters` (user counts against
+    ``clustering.k`` and the SOMs, ``num_parts`` against the nodes, the schema
+    against the source pipeline's tables, the joint HGT + SOM settings). Every
+    ``params:<section>[.key]`` input of the run is then replaced in the catalog
+    by the validated value, so nodes receive models, never raw dicts.
+    ``tryfirst``: before the output-path check and the dask client.
+    """
+
+    @hook_impl(tryfirst=True)
+    def before_pipeline_run(
+        self, run_params: dict, pipeline: Any, catalog: Any
+    ) -> None:
+        from hgt_cluster_kedro.config import check_parameters
+
+        names = sorted(n for n in pipeline.inputs() if n.startswith("params:"))
+        sections = {n.split(":", 1)[1].split(".")[0] for n in names}
+        params = catalog.load("parameters") if "parameters" in catalog else {}
+        source = _raw_source(pipeline)
+        validated = check_parameters(params, sections, source=source)
+        if source is None and "graph" in validated:
+            _check_stored_tables(validated, pipeline, catalog)
+        for name in names:
+            section, *path = name.split(":", 1)[1].split(".")
+            if section not in validated:
+                continue
+            value = _resolve(validated[section], path)
+            if name not in catalog or catalog.load(name) is not value:
+                catalog[name] = value

@@ -66,8 +66,8 @@ def test_som_loss_is_the_squared_distance_to_the_winner():
 def test_registry_and_config():
     assert {"link", "som"} <= set(OBJECTIVES)
     cfg = HGTTrainConfig(objectives={"link": {"weight": 0.5}, "som": {}})
-    assert cfg.objectives["link"].weight == 0.5 and cfg.objectives["link"].scale == 2
-    assert cfg.objectives["som"].weight == 0.3  # the objective's own default
+    assert cfg.objectives.link.weight == 0.5 and cfg.objectives.link.scale == 2
+    assert cfg.objectives.som.weight == 0.3  # the objective's own default
     with pytest.raises(ValueError, match="extra"):
         HGTTrainConfig(objectives={"link": {"scael": 1.0}})
     with pytest.raises(ValueError, match="at least one objective"):

@@ -37,10 +37,16 @@ class DblpProject:
         self.sizes = write_tiny_dblp(self.raw)
 
     def edit(self, key: str, change, file: str | None = None) -> None:
-        """Apply ``change`` to section ``key`` of conf/dblp/parameters_<file>.yml."""
-        path = self.root / "conf/dblp" / f"parameters_{file or key}.yml"
+        """Apply ``change`` to section ``key`` of the conf/dblp file stating it
+        (``conf/dblp`` holds only what differs from base: a section it does not
+        state is added, and merges softly with base's)."""
+        files = sorted((self.root / "conf/dblp").glob("parameters*.yml"))
+        path = next(
+            (f for f in files if key in (yaml.safe_load(f.read_text()) or {})),
+            self.root / "conf/dblp/parameters.yml",
+        )
         data = yaml.safe_load(path.read_text())
-        change(data[key])
+        change(data.setdefault(key, {}))
         path.write_text(yaml.safe_dump(data, sort_keys=False))
 
     def session(self):
@@ -199,6 +205,7 @@ def test_dblp_default_run_end_to_end(dblp_project):
     for method in ("twhin_kmeans", "hgt_kmeans", "count_profile_kmeans"):
         assert "nmi_k2_mean" in records[method], method
     assert "nmi_k2_mean" not in records["popularity"]
-    table = (dblp_project.root / "data/08_reporting/comparison.md").read_text()
+    # one data root per environment: data/dblp/
+    table = (dblp_project.root / "data/dblp/08_reporting/comparison.md").read_text()
     assert "nmi_k2" in table.splitlines()[0]
     assert pd.Series([r["recall@50"] for r in comparison]).notna().all()

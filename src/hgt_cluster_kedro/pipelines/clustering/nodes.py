@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from hgt_cluster_kedro.clustering import fit_clusters
+from hgt_cluster_kedro.config import ClusteringParams
 from hgt_cluster_kedro.embeddings import from_frame
 
 logger = logging.getLogger(__name__)
 
 
 def cluster_users(
-    user_embeddings: pd.DataFrame, params: dict[str, Any]
+    user_embeddings: pd.DataFrame, params: ClusteringParams
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """KMeans on the user embeddings.
 
@@ -24,24 +24,25 @@ def cluster_users(
         ``user_clusters`` (``id``, ``cluster``) and ``cluster_centroids``
         (``cluster``, ``e0 …``, ``size``).
     """
+    params = ClusteringParams.model_validate(params)
     ids = user_embeddings["id"].to_numpy()
     x = from_frame(user_embeddings, ids, name="user_embeddings")
-    k = int(params["k"])
+    k = params.k
     if k > len(x):
         raise ValueError(
             f"clustering.k={k} is larger than the number of users ({len(x)})"
         )
-    if params.get("normalize", True):
+    if params.normalize:
         x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     start = time.perf_counter()
     result = fit_clusters(
         x,
         k,
-        backend=params.get("backend", "auto"),
-        minibatch_threshold=int(params.get("minibatch_threshold", 2_000_000)),
-        n_init=int(params.get("n_init", 1)),
-        max_iter=int(params.get("max_iter", 100)),
-        seed=int(params.get("seed", 0)),
+        backend=params.backend,
+        minibatch_threshold=params.minibatch_threshold,
+        n_init=params.n_init,
+        max_iter=params.max_iter,
+        seed=params.seed,
     )
     seconds = time.perf_counter() - start
     logger.info(

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from hgt_cluster_kedro.config import CountProfileParams
 from hgt_cluster_kedro.embeddings import to_frame
 from hgt_cluster_kedro.graph import GraphArtifact
 from hgt_cluster_kedro.models.count_profile import count_profile
@@ -15,7 +16,7 @@ from hgt_cluster_kedro.runtime import peak_rss_mb
 
 
 def build_count_profile(
-    graph: GraphArtifact, params: dict[str, Any]
+    graph: GraphArtifact, params: CountProfileParams
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """User count profiles along ``params.metapath`` on the train graph.
 
@@ -23,14 +24,15 @@ def build_count_profile(
         ``count_profile_user_embeddings`` (``id``, ``e0 …``) and a summary
         (``count_profile_training``: seconds, dimension, metapath).
     """
+    params = CountProfileParams.model_validate(params)
     start = time.perf_counter()
     user_type = graph.schema.user_type
     profile = count_profile(
         graph.csr,
         user_type,
-        list(params["metapath"]),
-        max_dim=int(params.get("max_dim", 64)),
-        seed=int(params.get("seed", 0)),
+        list(params.metapath),
+        max_dim=params.max_dim,
+        seed=params.seed,
     )
     seconds = time.perf_counter() - start
     summary = {
@@ -44,6 +46,6 @@ def build_count_profile(
         "reduced": profile.reduced,
         "explained_variance": profile.explained_variance,
         "users_without_paths": profile.empty_rows,
-        "params": dict(params),
+        "params": params.model_dump(),
     }
     return to_frame(graph.ids[user_type], profile.matrix), summary

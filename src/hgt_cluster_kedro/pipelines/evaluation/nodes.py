@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from hgt_cluster_kedro.config import EvaluationParams
 from hgt_cluster_kedro.embeddings import from_frame
 from hgt_cluster_kedro.evaluation import (
     cluster_quality,
@@ -64,12 +65,12 @@ def _test_pairs(
 
 
 def _truth(
-    graph: GraphArtifact, ground_truth: pd.DataFrame | None, params: dict
+    graph: GraphArtifact, ground_truth: pd.DataFrame | None, params: EvaluationParams
 ) -> Any:
-    cfg = params.get("ground_truth")
-    if not cfg or ground_truth is None:
+    cfg = params.ground_truth
+    if cfg is None or ground_truth is None:
         return None
-    id_col, label_col = cfg["id_column"], cfg["label_column"]
+    id_col, label_col = cfg.id_column, cfg.label_column
     missing = [c for c in (id_col, label_col) if c not in ground_truth.columns]
     if missing:
         raise ValueError(
@@ -98,18 +99,12 @@ _PROTOCOL_MEMO_SIZE = 32
 
 
 def _protocol(
-    emb: np.ndarray, truth: np.ndarray, known: np.ndarray, params: dict[str, Any]
+    emb: np.ndarray, truth: np.ndarray, known: np.ndarray, params: EvaluationParams
 ) -> dict[str, float]:
-    cfg = params.get("label_protocol")
-    if not cfg:
+    cfg = params.label_protocol
+    if cfg is None:
         return {}
-    kwargs = {
-        "k": cfg.get("k"),
-        "seeds": int(cfg.get("seeds", 10)),
-        "n_init": int(cfg.get("n_init", 10)),
-        "normalize": bool(cfg.get("normalize", True)),
-        "seed": int(cfg.get("seed", 0)),
-    }
+    kwargs = cfg.model_dump()
     x, y = np.ascontiguousarray(emb[known]), np.ascontiguousarray(truth[known])
     digest = hashlib.sha256(x.tobytes())
     digest.update(y.tobytes())
@@ -124,7 +119,7 @@ def _protocol(
     _PROTOCOL_MEMO[key] = dict(out)
     logger.info(
         "Label protocol (KMeans x %s seeds) in %.1f s: %s",
-        cfg.get("seeds", 10),
+        cfg.seeds,
         time.perf_counter() - start,
         {k: round(v, 4) for k, v in out.items()},
     )
@@ -139,9 +134,10 @@ def evaluate_method(
     graph: GraphArtifact,
     ground_truth: pd.DataFrame,
     training: dict[str, Any],
-    params: dict[str, Any],
+    params: EvaluationParams,
 ) -> dict[str, Any]:
     """u2u2i recall (plain and cluster-boosted) and cluster quality of one method."""
+    params = EvaluationParams.model_validate(params)
     user_ids = graph.ids[graph.schema.user_type]
     emb = from_frame(
         user_embeddings,
@@ -161,16 +157,16 @@ def evaluate_method(
     result = evaluate_u2u2i(
         emb,
         _pairs(interactions, "train"),
-        _test_pairs(interactions, params["split"]),
+        _test_pairs(interactions, params.split),
         n_items,
-        ks=tuple(params["ks"]),
-        m_neighbors=int(params["m_neighbors"]),
+        ks=tuple(params.ks),
+        m_neighbors=params.m_neighbors,
         cluster_labels=labels,
-        cluster_boost=float(params["cluster_boost"]),
-        metric=params.get("metric", "cosine"),
-        backend=params.get("backend", "auto"),
-        faiss_threshold=int(params.get("faiss_threshold", 200_000)),
-        seed=int(params.get("seed", 0)),
+        cluster_boost=params.cluster_boost,
+        metric=params.metric,
+        backend=params.backend,
+        faiss_threshold=params.faiss_threshold,
+        seed=params.seed,
     )
     truth = _truth(graph, ground_truth, params)
     known = truth >= 0 if truth is not None else None
@@ -178,8 +174,8 @@ def evaluate_method(
         labels if truth is None else labels[known],
         None if truth is None else truth[known],
         emb if truth is None else emb[known],
-        silhouette_sample=int(params.get("silhouette_sample", 10_000)),
-        seed=int(params.get("seed", 0)),
+        silhouette_sample=params.silhouette_sample,
+        seed=params.seed,
     )
     protocol = {} if truth is None else _protocol(emb, truth, known, params)
     record = {
@@ -199,15 +195,16 @@ def evaluate_method(
 
 
 def evaluate_baselines(
-    interactions: pd.DataFrame, graph: GraphArtifact, params: dict[str, Any]
+    interactions: pd.DataFrame, graph: GraphArtifact, params: EvaluationParams
 ) -> dict[str, dict[str, Any]]:
     """Popularity and random recommenders scored like every method."""
+    params = EvaluationParams.model_validate(params)
     train_u, train_i = _pairs(interactions, "train")
-    test_u, test_i = _test_pairs(interactions, params["split"])
+    test_u, test_i = _test_pairs(interactions, params.split)
     n_users = graph.num_nodes[graph.schema.user_type]
     n_items = graph.num_nodes[graph.schema.item_type]
     query = np.unique(test_u)
-    ks = tuple(params["ks"])
+    ks = tuple(params.ks)
     relevant = relevant_csr(test_u, test_i, n_users, n_items)[query]
     out = {}
     for name, recs in (
@@ -225,7 +222,7 @@ def evaluate_baselines(
                 n_items,
                 query,
                 max(ks),
-                seed=int(params.get("seed", 0)),
+                seed=params.seed,
                 n_users=n_users,
             ),
         ),

@@ -7,9 +7,9 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
+from hgt_cluster_kedro.config import GraphParams
 from hgt_cluster_kedro.graph import (
     GraphArtifact,
-    GraphConfig,
     IndexedTables,
     build_graph,
     index_tables,
@@ -18,25 +18,32 @@ from hgt_cluster_kedro.graph import (
 from hgt_cluster_kedro.graph.partition import partition_graph, plot_report
 
 
-def _config(params: GraphConfig | dict) -> GraphConfig:
-    return (
-        params
-        if isinstance(params, GraphConfig)
-        else GraphConfig.model_validate(params)
-    )
+def _config(params: GraphParams | dict) -> GraphParams:
+    return GraphParams.model_validate(params)
 
 
 def validate_tables(
     raw_nodes: dict[str, pd.DataFrame],
     raw_edges: dict[str, pd.DataFrame],
-    params: GraphConfig,
+    params: GraphParams,
 ) -> IndexedTables:
-    """Check the raw tables against the schema; index them (nothing is written)."""
+    """Check the raw tables against the schema; index them (nothing is written).
+
+    Also checks ``partition.num_parts`` against the nodes now, before ``split``
+    and ``build`` write their outputs (the parameter check before the run knows
+    the node count only when the run's source states it)."""
     cfg = _config(params)
-    return index_tables(raw_nodes, raw_edges, cfg.graph_schema, cfg.validation)
+    tables = index_tables(raw_nodes, raw_edges, cfg.graph_schema, cfg.validation)
+    total = sum(tables.num_nodes.values())
+    if cfg.partition.num_parts > total:
+        raise ValueError(
+            f"graph.partition.num_parts={cfg.partition.num_parts} is larger than "
+            f"the {total} nodes of the graph"
+        )
+    return tables
 
 
-def split(tables: IndexedTables, params: GraphConfig) -> pd.DataFrame:
+def split(tables: IndexedTables, params: GraphParams) -> pd.DataFrame:
     """Per-user train / valid / test split of the distinct target interactions."""
     return split_interactions(tables, _config(params).split)
 
@@ -47,7 +54,7 @@ def build(tables: IndexedTables, interactions: pd.DataFrame) -> GraphArtifact:
 
 
 def partition(
-    graph: GraphArtifact, params: GraphConfig
+    graph: GraphArtifact, params: GraphParams
 ) -> tuple[dict[str, pd.DataFrame], dict[str, Any], Figure]:
     """Partition the graph (owners + halos) and report METIS vs hash."""
     cfg = _config(params).partition

@@ -21,6 +21,8 @@ import pandas as pd
 import torch
 from safetensors.torch import load_file
 
+from hgt_cluster_kedro.config import HGTParams, HGTSomJointParams
+from hgt_cluster_kedro.config.sections import RUN_DIR
 from hgt_cluster_kedro.embeddings import from_frame, to_frame
 from hgt_cluster_kedro.graph import GraphArtifact
 from hgt_cluster_kedro.models.hgt import HGTEncoder
@@ -56,8 +58,8 @@ def _launch_and_embed(
     graph: GraphArtifact,
     interactions: pd.DataFrame,
     partitions: dict[str, pd.DataFrame],
-    params: dict[str, Any],
-    train_params: dict[str, Any],
+    params: HGTParams,
+    config: HGTTrainConfig,
     *,
     name: str,
     init_model: dict[str, Any] | None = None,
@@ -67,17 +69,14 @@ def _launch_and_embed(
     Returns the trained encoder, its catalog form (tensors + config), user and
     item embeddings keyed by original ids, and the training summary.
     """
-    launch = dict(params.get("launch") or {})
-    inference = dict(params.get("inference") or {})
+    launch = params.launch.kwargs()
+    inference = params.inference
     # the run directory is keyed by what the trainer's resume rules compare, so a
     # rerun that may resume lands in the same directory and finds its checkpoints
-    config = HGTTrainConfig.model_validate(
-        {"checkpoint_dir": "<run dir>", **train_params}
-    )
     init_key = None if init_model is None else _state_digest(init_model)
     fingerprint = run_fingerprint(run_identity(config), graph.summary(), init_key)
-    out_dir = Path(params["run_dir"]) / f"{name}-{fingerprint}"
-    if config.checkpoint_dir == "<run dir>":
+    out_dir = Path(params.run_dir) / f"{name}-{fingerprint}"
+    if config.checkpoint_dir == RUN_DIR:
         config = config.model_copy(
             update={"checkpoint_dir": str(out_dir / "checkpoints")}
         )
@@ -86,15 +85,15 @@ def _launch_and_embed(
         encoder.load_state_dict(init_model["tensors"])
         path = save_hgt(encoder, out_dir / "init_model.safetensors")
         config = config.model_copy(update={"init_model": str(path)})
-    owners = _user_owners(graph, partitions) if params.get("use_partitions") else None
+    owners = _user_owners(graph, partitions) if params.use_partitions else None
     logger.info(
         "Launching %s training: %s process(es) x %s node(s), run dir %s",
         name,
-        launch.get("nproc_per_node", 2),
-        launch.get("nnodes", 1),
+        launch["nproc_per_node"],
+        launch["nnodes"],
         out_dir,
     )
-    if int(launch.get("nnodes", 1)) > 1:
+    if launch["nnodes"] > 1:
         keys = ("nproc_per_node", "nnodes", "rdzv_endpoint", "rdzv_backend")
         keys += ("max_restarts", "threads_per_worker", "run_id")
         join_args = {k: launch[k] for k in keys if k in launch}
@@ -114,9 +113,9 @@ def _launch_and_embed(
             model,
             graph,
             t,
-            batch_size=int(inference.get("batch_size", 1024)),
-            fanouts=inference.get("fanouts"),
-            seed=int(inference.get("seed", 0)),
+            batch_size=inference.batch_size,
+            fanouts=inference.fanouts,
+            seed=inference.seed,
         )
         for t in (graph.schema.user_type, graph.schema.item_type)
     }
@@ -163,15 +162,16 @@ def train(
     graph: GraphArtifact,
     interactions: pd.DataFrame,
     partitions: dict[str, pd.DataFrame],
-    params: dict[str, Any],
+    params: HGTParams,
 ) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Train HGT with torchrun (``params.launch``) and embed users and items.
 
     Returns the model (tensors + config), user and item embeddings keyed by
     original ids, and a training summary (time, peak memory, history).
     """
+    params = HGTParams.model_validate(params)
     _, state, users, items, summary = _launch_and_embed(
-        graph, interactions, partitions, params, dict(params["train"]), name="hgt"
+        graph, interactions, partitions, params, params.train, name="hgt"
     )
     return state, users, items, summary
 
@@ -182,8 +182,8 @@ def train_joint_som(
     partitions: dict[str, pd.DataFrame],
     hgt_model: dict[str, Any],
     *,
-    params: dict[str, Any],
-    joint: dict[str, Any],
+    params: HGTParams,
+    joint: HGTSomJointParams,
 ) -> tuple[
     dict[str, Any],
     pd.DataFrame,
@@ -195,24 +195,29 @@ def train_joint_som(
     """Fine-tune the self-supervised HGT jointly with a SOM (the original's
     HGT + SOM), through the same torchrun launcher.
 
-    ``joint.train`` overrides ``params.train`` (its ``objectives`` must include
-    ``som``). Users are clustered by their winning SOM centre.
+    ``joint.train`` overrides ``params.train``; its ``objectives`` include the
+    joint SOM (``som``). Users are clustered by their winning SOM centre.
 
     Returns the model, user and item embeddings, the training summary, the user
     clusters (``id``, ``cluster``) and the centres (``cluster``, ``e0 …``,
     ``size``).
     """
-    overrides = dict(joint.get("train") or {})
-    if "som" not in (overrides.get("objectives") or {}):
+    params = HGTParams.model_validate(params)
+    joint = HGTSomJointParams.model_validate(joint)
+    config = joint.train_config(params)
+    users = graph.num_nodes[graph.schema.user_type]
+    centres = config.objective_params()["som"].num_centres
+    if centres > users:  # before torchrun: no retried workers
         raise ValueError(
-            "hgt_som_joint.train.objectives must include the joint SOM objective 'som'"
+            f"hgt_som_joint.train.objectives.som.num_centres={centres} is larger "
+            f"than the {users} users of the graph"
         )
     model, state, users, items, summary = _launch_and_embed(
         graph,
         interactions,
         partitions,
         params,
-        {**params["train"], **overrides},
+        config,
         name="hgt_som_joint",
         init_model=hgt_model,
     )

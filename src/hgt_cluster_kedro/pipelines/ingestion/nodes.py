@@ -6,14 +6,14 @@ from typing import Any
 
 import pandas as pd
 
-from hgt_cluster_kedro.graph import GraphConfig
-from hgt_cluster_kedro.ingestion import IngestionConfig, ingest
+from hgt_cluster_kedro.config import GraphParams, GroundTruthParams, IngestionParams
+from hgt_cluster_kedro.ingestion import ingest
 
 
 def ingest_tables(
-    params: IngestionConfig,
-    graph: GraphConfig,
-    ground_truth: dict[str, str] | None,
+    params: IngestionParams,
+    graph: GraphParams,
+    ground_truth: Any,
 ) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame], pd.DataFrame]:
     """Read the configured files into ``raw_nodes``, ``raw_edges`` and the ground
     truth, validated against ``graph.schema`` before anything is written.
@@ -21,12 +21,15 @@ def ingest_tables(
     ``ground_truth`` is ``evaluation.ground_truth`` (its ``id_column`` and
     ``label_column`` name the columns of the ground-truth table).
     """
-    if isinstance(params, dict):  # called directly, outside a Kedro run
-        params = IngestionConfig.model_validate(params)
-    if isinstance(graph, dict):
-        graph = GraphConfig.model_validate(graph)
-    truth: dict[str, Any] = ground_truth or {}
-    columns = (truth.get("id_column", "id"), truth.get("label_column", "label"))
+    params = IngestionParams.model_validate(params)
+    graph = GraphParams.model_validate(graph)
+    if isinstance(ground_truth, dict):
+        ground_truth = GroundTruthParams.model_validate(ground_truth)
+    columns = (
+        ("id", "label")
+        if ground_truth is None
+        else (ground_truth.id_column, ground_truth.label_column)
+    )
     result = ingest(
         params,
         graph.graph_schema,

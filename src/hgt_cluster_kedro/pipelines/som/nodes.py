@@ -11,44 +11,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from hgt_cluster_kedro.clustering import fit_som, plot_hit_map, plot_u_matrix, u_matrix
+from hgt_cluster_kedro.config import SomParams
 from hgt_cluster_kedro.embeddings import from_frame
-
-#: ``params:som`` keys passed to :func:`~hgt_cluster_kedro.clustering.fit_som`
-FIT_KEYS = (
-    "rows",
-    "cols",
-    "sigma",
-    "sigma_final",
-    "learning_rate",
-    "learning_rate_final",
-    "decay",
-    "convergence_fraction",
-    "epochs",
-    "iterations",
-    "init",
-    "backend",
-    "k",
-    "seed",
-    "device",
-    "batch_size",
-    "n_threads",
-    "progress",
-)
-#: ``params:som`` keys used by the node itself
-NODE_KEYS = ("normalize",)
-
-
-def _fit_kwargs(params: dict[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(params) - set(FIT_KEYS) - set(NODE_KEYS))
-    if unknown:
-        raise ValueError(
-            f"som: unknown parameters {unknown}; allowed: "
-            f"{sorted(FIT_KEYS + NODE_KEYS)}"
-        )
-    for key in ("rows", "cols"):
-        if key not in params:
-            raise ValueError(f"som.{key} is required (grid size)")
-    return {key: params[key] for key in FIT_KEYS if key in params}
 
 
 def _finite(value: float) -> float | None:
@@ -56,7 +20,7 @@ def _finite(value: float) -> float | None:
 
 
 def train_som(
-    user_embeddings: pd.DataFrame, params: dict[str, Any]
+    user_embeddings: pd.DataFrame, params: SomParams
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Self-organising map on the user embeddings; users take their BMU's
     cluster (the unit itself, or one of ``k`` merged clusters).
@@ -66,10 +30,11 @@ def train_som(
         (``unit``, ``row``, ``col``, ``e0 …``, ``hits``, ``cluster``) and
         ``som_report`` (JSON-ready summary).
     """
-    kwargs = _fit_kwargs(params)
+    params = SomParams.model_validate(params)
+    kwargs = params.fit_kwargs()
     ids = user_embeddings["id"].to_numpy()
     x = from_frame(user_embeddings, ids, name="user_embeddings")
-    normalize = bool(params.get("normalize", True))
+    normalize = params.normalize
     if normalize:
         x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     result = fit_som(x, **kwargs)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from hgt_cluster_kedro.config import TwhinParams
 from hgt_cluster_kedro.embeddings import to_frame
 from hgt_cluster_kedro.graph import GraphArtifact
 from hgt_cluster_kedro.models.twhin import embeddings
@@ -20,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 
 def train(
-    graph: GraphArtifact, params: dict[str, Any]
+    graph: GraphArtifact, params: TwhinParams
 ) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Train TwHIN on the train graph; return the model, user and item
     embeddings keyed by original ids, and a training summary.
@@ -29,9 +30,10 @@ def train(
     parameters and graph), so a rerun with the same inputs resumes, and a
     changed one starts fresh.
     """
-    params = dict(params)
+    cfg = TwhinParams.model_validate(params)
+    params = cfg.train_kwargs()
     ckpt = checkpoint_dir(
-        params.pop("checkpoint_dir", None),
+        cfg.checkpoint_dir,
         "twhin",
         run_fingerprint(params, graph.summary()),
     )

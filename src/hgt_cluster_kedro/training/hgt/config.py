@@ -6,11 +6,18 @@ import json
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    create_model,
+    field_serializer,
+    model_validator,
+)
 
 from ...graph.csr import EdgeType, HeteroCSR
 from ...graph.negatives import NEGATIVE_SAMPLERS
-from .objectives import OBJECTIVES
+from .objectives import OBJECTIVES, ObjectiveParams
 
 __all__ = [
     "Fanouts",
@@ -49,6 +56,20 @@ NON_IDENTITY_KEYS = (
     "device",
     "compile",
 )
+
+
+def _objectives_model() -> type[BaseModel]:
+    """``hgt.train.objectives``: one optional block per registered objective
+    (its ``Params``), unknown names rejected."""
+    fields: dict[str, Any] = {
+        name: (cls.Params | None, None) for name, cls in OBJECTIVES.items()
+    }
+    return create_model(
+        "ObjectivesConfig", __config__=ConfigDict(extra="forbid"), **fields
+    )
+
+
+ObjectivesConfig = _objectives_model()
 
 
 class HGTTrainConfig(BaseModel):
@@ -128,8 +149,8 @@ class HGTTrainConfig(BaseModel):
     num_neg: int = Field(default=63, ge=1)
     neg_mode: str = "in_batch"
     remove_targets: bool = True
-    objectives: dict[str, Any] = Field(
-        default_factory=lambda: {"link": {"weight": 1.0, "scale": 2.0}}
+    objectives: ObjectivesConfig = Field(  # type: ignore[valid-type]
+        default_factory=lambda: ObjectivesConfig(link={})
     )
     lr: float = Field(default=1e-3, gt=0.0)
     weight_decay: float = Field(default=0.0, ge=0.0)
@@ -177,19 +198,8 @@ class HGTTrainConfig(BaseModel):
                         f"num_neg={self.num_neg} in-batch negatives (needs >= "
                         f"{self.num_neg + 1})"
                     )
-        if not self.objectives:
+        if not self.objective_params():
             raise ValueError("objectives must name at least one objective")
-        typed = {}
-        for name, params in self.objectives.items():
-            if name not in OBJECTIVES:
-                raise ValueError(
-                    f"objectives: unknown objective {name!r} (known: "
-                    f"{sorted(OBJECTIVES)})"
-                )
-            typed[name] = OBJECTIVES[name].Params.model_validate(
-                params if isinstance(params, Mapping) else dict(params or {})
-            )
-        self.objectives = typed
         for name in ("fanouts", "eval_fanouts"):
             value = getattr(self, name)
             lists = value.values() if isinstance(value, dict) else [value]
@@ -201,6 +211,18 @@ class HGTTrainConfig(BaseModel):
                         f"{name} must be non-empty lists of ints >= -1 (got {value})"
                     )
         return self
+
+    @field_serializer("objectives")
+    def _dump_objectives(self, value: BaseModel) -> dict[str, Any]:
+        return value.model_dump(exclude_none=True)
+
+    def objective_params(self) -> dict[str, ObjectiveParams]:
+        """``{name: parameters}`` of the configured objectives."""
+        return {
+            name: params
+            for name in OBJECTIVES
+            if (params := getattr(self.objectives, name, None)) is not None
+        }
 
     def use_full_graph(self, num_edges: int) -> bool:
         """Whether this run trains in full-graph mode on a graph of

@@ -162,7 +162,7 @@ def _maybe_fail(run: _Run, step: int) -> None:
 def _new_model(cfg: HGTTrainConfig, graph: GraphArtifact) -> HGTEncoder:
     csr = graph.csr
     extra: dict[str, Any] = {}
-    for name, params in cfg.objectives.items():
+    for name, params in cfg.objective_params().items():
         extra.update(OBJECTIVES[name].encoder_kwargs(params))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(cfg.seed, 1))
@@ -206,7 +206,7 @@ def _build(
     )
     objectives = {
         name: OBJECTIVES[name](params, model, graph)
-        for name, params in cfg.objectives.items()
+        for name, params in cfg.objective_params().items()
     }
     negatives = make_negative_sampler(cfg.neg_mode, cfg.num_neg)
     full_mode = cfg.use_full_graph(csr.num_edges())

@@ -1,0 +1,61 @@
+"""Typed parameters: one model per section, and the checks across sections
+(Kedro-free; the hook that runs them is in :mod:`hgt_cluster_kedro.hooks`)."""
+
+from .errors import ParameterError, nearest
+from .registry import (
+    SECTIONS,
+    check_parameters,
+    cross_section_problems,
+    known_sizes,
+    register_section,
+    validate_section,
+)
+from .sections import (
+    DEFAULT_RUN,
+    SOURCES,
+    ClusteringParams,
+    CountProfileParams,
+    DataGenerationParams,
+    EvaluationParams,
+    GraphParams,
+    GroundTruthParams,
+    HGTParams,
+    HGTSomJointParams,
+    HGTTrainParams,
+    InferenceParams,
+    IngestionParams,
+    LabelProtocolParams,
+    LaunchParams,
+    RunParams,
+    SomParams,
+    TwhinParams,
+)
+
+__all__ = [
+    "DEFAULT_RUN",
+    "SECTIONS",
+    "SOURCES",
+    "ClusteringParams",
+    "CountProfileParams",
+    "DataGenerationParams",
+    "EvaluationParams",
+    "GraphParams",
+    "GroundTruthParams",
+    "HGTParams",
+    "HGTSomJointParams",
+    "HGTTrainParams",
+    "InferenceParams",
+    "IngestionParams",
+    "LabelProtocolParams",
+    "LaunchParams",
+    "ParameterError",
+    "RunParams",
+    "SomParams",
+    "TwhinParams",
+    "check_parameters",
+    "cross_section_problems",
+    "known_sizes",
+    "nearest",
+    "register_section",
+    "validate_section",
+]

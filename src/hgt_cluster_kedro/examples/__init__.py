@@ -1,0 +1,1 @@
+"""Generated example inputs for the guides (no real dataset is committed)."""
