@@ -222,7 +222,14 @@ def _check_edges(
         if len(ends) < 2:
             continue
         arrays = EdgeArrays(ends["src"], ends["dst"], weight, time)
-        arrays = _apply_policies(table, rel.src == rel.dst, arrays, policy, problems)
+        arrays = _apply_policies(
+            table,
+            rel.src == rel.dst,
+            arrays,
+            policy,
+            problems,
+            weight_column=rel.weight_column,
+        )
         if arrays is not None:
             out[schema.edge_type(rname)] = arrays
     return out
@@ -243,6 +250,8 @@ def _apply_policies(
     arrays: EdgeArrays,
     policy: ValidationPolicy,
     problems: list[str],
+    *,
+    weight_column: str | None = None,
 ) -> EdgeArrays | None:
     if homogeneous and policy.self_loops != "keep":
         loops = arrays.src == arrays.dst
@@ -253,20 +262,52 @@ def _apply_policies(
             logger.info("%s: dropped %d self-loops", table, int(loops.sum()))
             arrays = _take(arrays, ~loops)
     key = arrays.src * (int(arrays.dst.max()) + 1) + arrays.dst
-    _, first = np.unique(key, return_index=True)
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
     n_dup = len(key) - len(first)
     if n_dup:
+        conflict = _weight_conflicts(table, weight_column, arrays, first, inverse)
         if policy.duplicate_edges == "error":
             dup = np.ones(len(key), dtype=bool)
             dup[first] = False
             problems.append(
                 f"{table}: {n_dup} duplicate edges (same source and destination) at "
-                f"{_rows(dup)}; set graph.validation.duplicate_edges: drop to drop them"
+                f"{_rows(dup)}{'; ' + conflict if conflict else ''}; set "
+                "graph.validation.duplicate_edges: drop to drop them"
             )
             return None
         logger.warning("%s: dropped %d duplicate edges (kept the first)", table, n_dup)
+        if conflict:
+            logger.warning("%s: %s; kept the first edge's weight", table, conflict)
         arrays = _take(arrays, np.sort(first))
     return arrays
+
+
+def _weight_conflicts(
+    table: str,
+    weight_column: str | None,
+    arrays: EdgeArrays,
+    first: np.ndarray,
+    inverse: np.ndarray,
+) -> str | None:
+    """Describe duplicate edges whose weight differs from their pair's first
+    edge (``None`` when they all agree, or the relation has no weights)."""
+    if arrays.weight is None:
+        return None
+    kept = first[inverse.reshape(-1)]
+    differ = arrays.weight != arrays.weight[kept]
+    if not differ.any():
+        return None
+    rows = np.flatnonzero(differ)
+    shown = ", ".join(
+        f"row {r} ({weight_column} {arrays.weight[r]:g}) vs row {kept[r]} "
+        f"({arrays.weight[kept[r]]:g})"
+        for r in rows[:_SHOW]
+    )
+    more = f" (+{len(rows) - _SHOW} more)" if len(rows) > _SHOW else ""
+    return (
+        f"{len(rows)} duplicate edges have another {weight_column} than the "
+        f"first edge of their pair: {shown}{more}"
+    )
 
 
 def _standardise(

@@ -30,13 +30,17 @@ def train(
     changed one starts fresh.
     """
     params = dict(params)
+    # how long to wait for another run's lock is not part of the run's identity
+    lock_wait_s = params.pop("lock_wait_s", 0.0)
     ckpt = checkpoint_dir(
         params.pop("checkpoint_dir", None),
         "twhin",
         run_fingerprint(params, graph.summary()),
     )
     start = time.perf_counter()
-    model, history = train_twhin(graph.csr, checkpoint_dir=ckpt, **params)
+    model, history = train_twhin(
+        graph.csr, checkpoint_dir=ckpt, lock_wait_s=lock_wait_s, **params
+    )
     seconds = time.perf_counter() - start
     user_t, item_t = graph.schema.user_type, graph.schema.item_type
     summary = {
