@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import os
 
-from hgt_cluster_kedro.hooks import DaskClientHook, OutputPathCheckHook, RunEnvHook
+from hgt_cluster_kedro.hooks import (
+    DaskClientHook,
+    OutputPathCheckHook,
+    RunConsistencyHook,
+    RunEnvHook,
+)
 
 # No network at run time: no telemetry, whichever way kedro is started.
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
 # RunEnvHook records the environment before anything reads the pipelines
-HOOKS = (RunEnvHook(), OutputPathCheckHook(), DaskClientHook())
+HOOKS = (RunEnvHook(), OutputPathCheckHook(), RunConsistencyHook(), DaskClientHook())
 
 
 def numbered(prefix: str, count: int) -> list[str]:
