@@ -55,13 +55,15 @@ def _watch(proc) -> tuple[set, set, str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("explicit_endpoint", [False, True])
-def test_single_node_run_listens_on_loopback_only(tmp_path, explicit_endpoint):
+@pytest.mark.parametrize("rendezvous", ["file", "endpoint", "static"])
+def test_single_node_run_listens_on_loopback_only(tmp_path, rendezvous):
     graph_dir = save_graph(tmp_path)
     launch_kwargs = {}
-    if explicit_endpoint:
+    if rendezvous == "endpoint":
         port = _free_port()
         launch_kwargs["rdzv_endpoint"] = f"127.0.0.1:{port}"
+    elif rendezvous == "static":
+        launch_kwargs["rdzv_backend"] = "static"
     proc = start_launcher(graph_dir, tmp_path / "out", {"epochs": 2}, **launch_kwargs)
     sockets, workers, out = _watch(proc)
     assert proc.returncode == 0, out[-3000:]
@@ -72,8 +74,10 @@ def test_single_node_run_listens_on_loopback_only(tmp_path, explicit_endpoint):
     assert {pid for pid, _, _ in sockets} & workers, sockets
     assert {addr for _, addr, _ in sockets} <= LOOPBACK, sockets
     launcher_ports = {p for pid, _, p in sockets if pid == proc.pid}
-    if explicit_endpoint:
+    if rendezvous == "endpoint":
         assert launcher_ports == {port}  # the rendezvous store, on loopback
+    elif rendezvous == "static":
+        assert len(launcher_ports) == 1  # the agent's store on a free port
     else:
         assert launcher_ports == set()  # a file rendezvous: nothing listens
     assert not list((tmp_path / "out/work").glob(".rdzv-*"))  # file removed
