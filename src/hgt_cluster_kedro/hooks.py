@@ -192,9 +192,10 @@ class RunConsistencyHook:
     Before the run: stale temporaries of atomic writes are removed under every
     output's path and the checkpoint / run directories
     (:func:`~hgt_cluster_kedro.datasets._versions.clean_stale_temporaries`).
-    Before a node runs: each of its versioned local outputs gets a *pending*
-    marker in its version directory; once the node's last output is saved the
-    markers become *complete* (listing every output and its version). The
+    At a node's first save (a node that fails before saving writes nothing):
+    each of its versioned local outputs gets a *pending* marker in its version
+    directory; once the node's last output is saved the markers become
+    *complete* (listing every output and its version). The
     project's datasets load the newest version that is not pending
     (:class:`~hgt_cluster_kedro.datasets._versions.CompleteVersionsMixin`), so
     a crash between two saves of a node never pairs one run's model with
@@ -208,6 +209,7 @@ class RunConsistencyHook:
         # node name -> {output name: (version directory, version)} still unsaved
         self._pending: dict[str, dict[str, tuple[Path, str]]] = {}
         self._saved: dict[str, dict[str, tuple[Path, str]]] = {}
+        self._marked: set[str] = set()
 
     @hook_impl
     def after_context_created(self, context: Any) -> None:
@@ -230,20 +232,33 @@ class RunConsistencyHook:
 
     @hook_impl
     def before_node_run(self, node: Any, catalog: Any, **kwargs: Any) -> None:
-        from hgt_cluster_kedro.datasets._versions import mark_pending
-
         outputs = {}
         for name in node.outputs:
             where = _version_dir(catalog, name)
             if where is not None:
                 outputs[name] = where
-        if not outputs:
-            return
-        for version_dir, _ in outputs.values():
-            mark_pending(version_dir, node.name, outputs)
         with self._lock:
-            self._pending[node.name] = outputs
-            self._saved[node.name] = {}
+            self._marked.discard(node.name)
+            if outputs:
+                self._pending[node.name] = outputs
+                self._saved[node.name] = {}
+            else:
+                self._pending.pop(node.name, None)
+
+    @hook_impl
+    def before_dataset_saved(self, dataset_name: str, data: Any, node: Any) -> None:
+        from hgt_cluster_kedro.datasets._versions import mark_pending
+
+        # at the node's first save (not before it runs: a node that fails
+        # writes nothing), every versioned output becomes pending
+        with self._lock:
+            pending = self._pending.get(node.name)
+            if pending is None or node.name in self._marked:
+                return
+            self._marked.add(node.name)
+            targets = dict(pending)
+        for version_dir, _ in targets.values():
+            mark_pending(version_dir, node.name, targets)
 
     @hook_impl
     def after_dataset_saved(self, dataset_name: str, data: Any, node: Any) -> None:

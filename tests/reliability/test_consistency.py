@@ -50,6 +50,8 @@ class Crashing(ParquetPartsDataset):
         super().save(data)
 
 def produce():
+    if sys.argv[3] == "fail":
+        raise ValueError("bad input")
     frame = pd.DataFrame({"v": [version]})
     return frame, frame
 
@@ -76,7 +78,7 @@ def _run(root: Path, version: str, mode: str) -> int:
         text=True,
         timeout=120,
     )
-    assert proc.returncode in (0, 3), proc.stderr[-3000:]
+    assert proc.returncode in (0, 1, 3), proc.stderr[-3000:]
     return proc.returncode
 
 
@@ -102,6 +104,11 @@ def test_a_run_that_stops_between_saves_is_not_loaded(tmp_path, caplog):
     assert _latest(tmp_path, "model") == v1
     assert _latest(tmp_path, "embeddings") == v1
     assert f"skipped incomplete version(s) ['{v2}']" in caplog.text
+    # a node that fails before saving writes nothing, not even a marker
+    v3 = "2026-01-03T00.00.00.000Z"
+    assert _run(tmp_path, v3, "fail") == 1
+    assert not (tmp_path / "model" / v3).exists()
+    assert not (tmp_path / "embeddings" / v3).exists()
     # an explicitly requested version is loaded as asked
     pinned = ParquetPartsDataset(
         filepath=str(tmp_path / "model"), version=Version(v2, None)
