@@ -32,6 +32,7 @@ leaves three things open that :func:`run_agent` closes:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import ipaddress
 import logging
@@ -183,20 +184,9 @@ def hosted_store(
             master_listen_fd=fd,
         )
     except BaseException:
-        with _ignored(OSError):
+        with contextlib.suppress(OSError):  # the store did not take it over
             os.close(fd)
         raise
-
-
-class _ignored:
-    def __init__(self, *exc: type[BaseException]) -> None:
-        self.exc = exc
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: Any, value: Any, tb: Any) -> bool:
-        return kind is not None and issubclass(kind, self.exc)
 
 
 def loopback_interface() -> str:
