@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,48 @@ def unwritable_reason(path: Path) -> str | None:
     return None
 
 
+RUN_DIR_PARAMS: tuple[tuple[str, ...], ...] = (
+    ("twhin", "checkpoint_dir"),
+    ("hgt", "run_dir"),
+    ("hgt", "train", "checkpoint_dir"),
+    ("hgt_som_joint", "train", "checkpoint_dir"),
+)
+"""Parameters naming directories that trainers write (``section``, keys...)."""
+
+
+def _uses_section(pipeline: Any, section: str) -> bool:
+    return any(
+        name in ("parameters", f"params:{section}")
+        or name.startswith(f"params:{section}.")
+        for name in pipeline.inputs()
+    )
+
+
+def run_dirs(params: dict[str, Any], pipeline: Any) -> dict[str, Path]:
+    """``parameter -> directory`` of :data:`RUN_DIR_PARAMS` set for the
+    pipelines of this run."""
+    found = {}
+    for section, *keys in RUN_DIR_PARAMS:
+        if not _uses_section(pipeline, section):
+            continue
+        value: Any = params.get(section)
+        for key in keys:
+            value = value.get(key) if isinstance(value, dict) else None
+        if isinstance(value, str) and value and not value.startswith("<"):
+            found[".".join((section, *keys))] = Path(value)
+    return found
+
+
+def run_dir_problems(params: dict[str, Any], pipeline: Any) -> list[str]:
+    """Why the run's checkpoint / run directories cannot be written."""
+    problems = []
+    for name, path in run_dirs(params, pipeline).items():
+        reason = unwritable_reason(path)
+        if reason:
+            problems.append(f"parameter '{name}' ({path}): {reason}")
+    return problems
+
+
 class RunEnvHook:
     """Tell the pipeline registry which Kedro environment runs.
 
@@ -66,14 +109,22 @@ class OutputPathCheckHook:
 
     A bad output path (a file where a directory must be, a read-only directory)
     would otherwise surface only after hours of work, with earlier outputs
-    already written.
+    already written. The checkpoint and run directories named by parameters
+    (:data:`RUN_DIR_PARAMS`) are checked too, for the pipelines that read them.
     """
+
+    def __init__(self) -> None:
+        self._params: dict[str, Any] = {}
+
+    @hook_impl
+    def after_context_created(self, context: Any) -> None:
+        self._params = context.params
 
     @hook_impl
     def before_pipeline_run(
         self, run_params: dict, pipeline: Any, catalog: Any
     ) -> None:
-        problems = []
+        problems = run_dir_problems(self._params, pipeline)
         for name in sorted(pipeline.all_outputs()):
             if name not in catalog:
                 continue
@@ -232,3 +283,111 @@ class ParameterCheckHook:
             value = _resolve(validated[section], path)
             if name not in catalog or catalog.load(name) is not value:
                 catalog[name] = value
+
+
+class RunConsistencyHook:
+    """Whole versions: a node's versioned outputs are complete together or not
+    at all, and stale temporaries are removed.
+
+    Before the run: stale temporaries of atomic writes are removed under every
+    output's path and the checkpoint / run directories
+    (:func:`~hgt_cluster_kedro.datasets._versions.clean_stale_temporaries`).
+    At a node's first save (a node that fails before saving writes nothing):
+    each of its versioned local outputs gets a *pending* marker in its version
+    directory; once the node's last output is saved the markers become
+    *complete* (listing every output and its version). The
+    project's datasets load the newest version that is not pending
+    (:class:`~hgt_cluster_kedro.datasets._versions.CompleteVersionsMixin`), so
+    a crash between two saves of a node never pairs one run's model with
+    another run's embeddings. (Generator nodes, which save chunk by chunk, are
+    marked complete at their first chunk of every output; the project has none.)
+    """
+
+    def __init__(self) -> None:
+        self._params: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        # node name -> {output name: (version directory, version)} still unsaved
+        self._pending: dict[str, dict[str, tuple[Path, str]]] = {}
+        self._saved: dict[str, dict[str, tuple[Path, str]]] = {}
+        self._marked: set[str] = set()
+
+    @hook_impl
+    def after_context_created(self, context: Any) -> None:
+        self._params = context.params
+
+    @hook_impl
+    def before_pipeline_run(
+        self, run_params: dict, pipeline: Any, catalog: Any
+    ) -> None:
+        from hgt_cluster_kedro.datasets._versions import clean_stale_temporaries
+
+        roots = set(run_dirs(self._params, pipeline).values())
+        for name in pipeline.all_outputs():
+            if name in catalog:
+                path = _local_path(catalog.get(name))
+                if path is not None:
+                    roots.add(path if path.is_dir() else path.parent)
+        for root in sorted(roots):
+            clean_stale_temporaries(root)
+
+    @hook_impl
+    def before_node_run(self, node: Any, catalog: Any, **kwargs: Any) -> None:
+        outputs = {}
+        for name in node.outputs:
+            where = _version_dir(catalog, name)
+            if where is not None:
+                outputs[name] = where
+        with self._lock:
+            self._marked.discard(node.name)
+            if outputs:
+                self._pending[node.name] = outputs
+                self._saved[node.name] = {}
+            else:
+                self._pending.pop(node.name, None)
+
+    @hook_impl
+    def before_dataset_saved(self, dataset_name: str, data: Any, node: Any) -> None:
+        from hgt_cluster_kedro.datasets._versions import mark_pending
+
+        # at the node's first save (not before it runs: a node that fails
+        # writes nothing), every versioned output becomes pending
+        with self._lock:
+            pending = self._pending.get(node.name)
+            if pending is None or node.name in self._marked:
+                return
+            self._marked.add(node.name)
+            targets = dict(pending)
+        for version_dir, _ in targets.values():
+            mark_pending(version_dir, node.name, targets)
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str, data: Any, node: Any) -> None:
+        from hgt_cluster_kedro.datasets._versions import mark_complete
+
+        with self._lock:
+            pending = self._pending.get(node.name)
+            if pending is None or dataset_name not in pending:
+                return
+            self._saved[node.name][dataset_name] = pending.pop(dataset_name)
+            if pending:
+                return
+            saved = self._saved.pop(node.name)
+            del self._pending[node.name]
+        versions = {name: version for name, (_, version) in saved.items()}
+        for version_dir, _ in saved.values():
+            mark_complete(version_dir, node.name, versions)
+
+
+def _version_dir(catalog: Any, name: str) -> tuple[Path, str] | None:
+    """``(version directory, save version)`` of a versioned local dataset."""
+    if name not in catalog:
+        return None
+    dataset = catalog.get(name)
+    if getattr(dataset, "_version", None) is None or _local_path(dataset) is None:
+        return None
+    try:
+        version = dataset.resolve_save_version()
+        path = Path(str(dataset._get_versioned_path(version)))
+    except Exception:  # noqa: BLE001 - not a standard versioned dataset
+        return None
+    return path.parent, str(version)

@@ -9,6 +9,7 @@ from hgt_cluster_kedro.hooks import (
     DaskClientHook,
     OutputPathCheckHook,
     ParameterCheckHook,
+    RunConsistencyHook,
     RunEnvHook,
 )
 
@@ -17,8 +18,15 @@ os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
 # RunEnvHook records the environment before anything reads the pipelines;
-# ParameterCheckHook checks every section the run reads before the first node
-HOOKS = (RunEnvHook(), ParameterCheckHook(), OutputPathCheckHook(), DaskClientHook())
+# ParameterCheckHook checks every section the run reads before the first node;
+# RunConsistencyHook marks a version complete once its node saved every output
+HOOKS = (
+    RunEnvHook(),
+    ParameterCheckHook(),
+    OutputPathCheckHook(),
+    RunConsistencyHook(),
+    DaskClientHook(),
+)
 
 
 def numbered(prefix: str, count: int) -> list[str]:

@@ -121,3 +121,25 @@ def test_duplicate_edges_dropped_or_rejected_by_policy(caplog):
 def test_schema_errors_name_the_key(overrides, message):
     with pytest.raises(ValidationError, match=message.replace("[", r"\[")):
         user_note_schema(**overrides)
+
+
+def test_conflicting_duplicate_edge_weights_are_reported(caplog):
+    nodes, edges = user_note_tables()
+    follow = edges["follow_note"]
+    dup = follow.head(2).copy()
+    dup.loc[1, "weight"] = 9.0  # row 241 duplicates row 1 with another weight
+    edges["follow_note"] = pd.concat([follow, dup], ignore_index=True)
+    n = len(follow)
+    index_tables(nodes, edges, user_note_schema())
+    assert "dropped 2 duplicate edges" in caplog.text
+    assert (
+        f"1 duplicate edges have another weight than the first edge of their "
+        f"pair: row {n + 1} (weight 9) vs row 1 (1)" in caplog.text
+    )
+    msg = _problems(nodes, edges, policy=ValidationPolicy(duplicate_edges="error"))
+    assert f"row {n + 1} (weight 9) vs row 1 (1)" in msg
+    # equal weights: no conflict reported
+    caplog.clear()
+    edges["follow_note"] = pd.concat([follow, follow.head(2)], ignore_index=True)
+    index_tables(nodes, edges, user_note_schema())
+    assert "another weight" not in caplog.text

@@ -329,3 +329,24 @@ def test_label_table_with_an_unknown_node(root):
         IngestionError, match=r"labels\.csv, line 3, column 'author': id 7 is not"
     ):
         _ingest(root, ground_truth=truth)
+
+
+def test_graph_checks_name_file_lines_not_table_rows(root):
+    # a blank line: the negative weight is on physical line 4 of terms.csv
+    (root / "terms.csv").write_text(
+        "paper,term,score,when\n0,10,1.5,2024-01-01\n\n1,11,-2.0,2024-01-02\n"
+    )
+    with pytest.raises(
+        GraphValidationError,
+        match=r"raw_edges\['has_term'\]\.weight: negative weights at terms\.csv "
+        r"lines \[4\]",
+    ):
+        _ingest(root)
+
+
+def test_graph_checks_name_parquet_rows(root):
+    pd.DataFrame({"pid": [0, 1, 2, 3, 4, 4], "year": [1] * 6}).to_parquet(
+        root / "papers.parquet"
+    )
+    with pytest.raises(GraphValidationError, match=r"papers\.parquet rows \[4, 5\]"):
+        _ingest(root)

@@ -139,7 +139,9 @@ def test_resume_equals_uninterrupted_run(planted, tmp_path: Path) -> None:
     straight, h_straight = train_twhin(csr, epochs=2, **kw)
     ckpt = tmp_path / "ckpt"
     train_twhin(csr, epochs=1, checkpoint_dir=ckpt, **kw)
-    assert sorted(p.name for p in ckpt.iterdir()) == ["twhin-epoch00001.safetensors"]
+    # (.lock: the run lock, training.run_lock)
+    files = sorted(p.name for p in ckpt.iterdir() if p.name != ".lock")
+    assert files == ["twhin-epoch00001.safetensors"]
     resumed, h_resumed = train_twhin(csr, epochs=2, checkpoint_dir=ckpt, **kw)
     for t in ("user", "note"):
         np.testing.assert_allclose(

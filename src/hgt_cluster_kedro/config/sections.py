@@ -278,6 +278,9 @@ class TwhinParams(Section, BaseModel):
     checkpoint_dir: str | None = "data/06_models/checkpoints"
     resume: bool = True
     keep_checkpoints: int = Field(default=2, ge=0)
+    #: another run holds checkpoint_dir: fail at once (0), wait this many
+    #: seconds, or None = wait without limit
+    lock_wait_s: float | None = Field(default=0.0, ge=0.0)
     device: str = "cpu"
     num_threads: int | None = Field(default=None, gt=0)
     log_every: int = Field(default=200, ge=0)
@@ -331,12 +334,17 @@ class LaunchParams(BaseModel):
     nproc_per_node: int = Field(default=2, gt=0)
     nnodes: int = Field(default=1, gt=0)
     node_rank: int = Field(default=0, ge=0)
-    rdzv_endpoint: str = "127.0.0.1:29500"
+    #: None: one machine, a private file rendezvous and loopback stores;
+    #: HOST:PORT of machine 0 when nnodes > 1
+    rdzv_endpoint: str | None = None
     rdzv_backend: str = "c10d"
     max_restarts: int = Field(default=3, ge=0)
     threads_per_worker: int = Field(default=1, gt=0)
     run_id: str = "hgt"
     local_addr: str | None = None
+    #: another run holds the run directory: fail at once (0), wait this many
+    #: seconds, or None = wait without limit
+    lock_wait_s: float | None = Field(default=0.0, ge=0.0)
     monitor_interval: float = Field(default=0.5, gt=0.0)
     rdzv_timeout: int = Field(default=900, gt=0)
 

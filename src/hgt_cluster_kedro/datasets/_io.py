@@ -15,6 +15,8 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 
+from ._versions import temp_tag
+
 
 def is_dask(frame: Any) -> bool:
     """True for a dask DataFrame (without importing dask when it is not used)."""
@@ -29,7 +31,8 @@ def atomic_dir(final: Path, write: Callable[[Path], None]) -> None:
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
+    # host and pid in the name: clean_stale_temporaries knows when it is stale
+    tmp = final.parent / f".{final.name}.tmp-{temp_tag()}{uuid.uuid4().hex[:8]}"
     try:
         tmp.mkdir()
         write(tmp)

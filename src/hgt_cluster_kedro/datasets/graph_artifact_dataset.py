@@ -12,9 +12,12 @@ from kedro_datasets._typing import JSONPreview
 from hgt_cluster_kedro.graph.artifact import GraphArtifact
 
 from ._io import atomic_dir
+from ._versions import CompleteVersionsMixin
 
 
-class GraphArtifactDataset(AbstractVersionedDataset[GraphArtifact, GraphArtifact]):
+class GraphArtifactDataset(
+    CompleteVersionsMixin, AbstractVersionedDataset[GraphArtifact, GraphArtifact]
+):
     """Saves and loads a :class:`~hgt_cluster_kedro.graph.artifact.GraphArtifact`.
 
     The directory holds ``graph.safetensors``, ``meta.json`` and ``ids/*.parquet``

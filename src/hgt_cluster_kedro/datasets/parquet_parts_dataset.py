@@ -9,9 +9,10 @@ from kedro.io.core import AbstractVersionedDataset, Version
 from kedro_datasets._typing import TablePreview
 
 from ._io import atomic_dir, count_rows, preview_parts, read_parts, write_parts
+from ._versions import CompleteVersionsMixin
 
 
-class ParquetPartsDataset(AbstractVersionedDataset[Any, Any]):
+class ParquetPartsDataset(CompleteVersionsMixin, AbstractVersionedDataset[Any, Any]):
     """A table stored as ``part-NNNNN.parquet`` files in one directory.
 
     Saves a pandas DataFrame (one part) or a dask DataFrame (one part per

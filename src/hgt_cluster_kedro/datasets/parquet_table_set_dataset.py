@@ -9,9 +9,12 @@ from kedro.io.core import AbstractVersionedDataset, DatasetError, Version
 from kedro_datasets._typing import TablePreview
 
 from ._io import atomic_dir, count_rows, read_parts, write_parts
+from ._versions import CompleteVersionsMixin
 
 
-class ParquetTableSetDataset(AbstractVersionedDataset[dict[str, Any], dict[str, Any]]):
+class ParquetTableSetDataset(
+    CompleteVersionsMixin, AbstractVersionedDataset[dict[str, Any], dict[str, Any]]
+):
     """A ``dict`` of tables (node types, or relations) saved as one version.
 
     Each table is a sub-directory of parquet parts (see ``ParquetPartsDataset``);

@@ -10,9 +10,12 @@ from kedro.io.core import AbstractVersionedDataset, DatasetError, Version
 from kedro_datasets._typing import JSONPreview
 
 from ._io import atomic_file
+from ._versions import CompleteVersionsMixin
 
 
-class SafetensorsDataset(AbstractVersionedDataset[dict[str, Any], dict[str, Any]]):
+class SafetensorsDataset(
+    CompleteVersionsMixin, AbstractVersionedDataset[dict[str, Any], dict[str, Any]]
+):
     """Model weights (or any tensors) without pickle.
 
     The data is a ``dict`` with ``"tensors"`` (name -> ``torch.Tensor``) and

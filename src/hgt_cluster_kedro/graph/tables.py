@@ -11,6 +11,8 @@ back), edge arrays in those ids, and standardised features.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -64,10 +66,28 @@ class IndexedTables:
         return {t: len(i) for t, i in self.ids.items()}
 
 
-def _rows(mask: np.ndarray | pd.Series) -> str:
+Locator = Callable[[np.ndarray], str]
+"""Formats 0-based table rows as the place they came from (e.g. the 1-based
+lines of the file a table was read from: ``"edges.csv lines [5, 9]"``)."""
+
+# table label (``raw_edges['writes']``) -> Locator, set by index_tables(locate=)
+_LOCATE: ContextVar[Mapping[str, Locator] | None] = ContextVar("_LOCATE", default=None)
+
+
+def _rows(mask: np.ndarray | pd.Series, table: str | None = None) -> str:
+    """The first offending rows of ``table``: file lines where known."""
     idx = np.flatnonzero(np.asarray(mask))
     more = f" (+{len(idx) - _SHOW} more)" if len(idx) > _SHOW else ""
+    locate = (_LOCATE.get() or {}).get(table) if table else None
+    if locate is not None:
+        return f"{locate(idx[:_SHOW])}{more}"
     return f"rows {idx[:_SHOW].tolist()}{more}"
+
+
+def _row(table: str, row: int) -> str:
+    """One row of ``table`` (its file line where known)."""
+    locate = (_LOCATE.get() or {}).get(table)
+    return locate(np.array([row])) if locate is not None else f"row {row}"
 
 
 def _values(values: np.ndarray) -> str:
@@ -116,13 +136,15 @@ def _check_nodes(
             continue
         null = col.isna().to_numpy()
         if null.any():
-            problems.append(f"{table}.{cfg.id_column}: null ids at {_rows(null)}")
+            problems.append(
+                f"{table}.{cfg.id_column}: null ids at {_rows(null, table)}"
+            )
             continue
         dup = col.duplicated(keep=False).to_numpy()
         if dup.any():
             problems.append(
                 f"{table}.{cfg.id_column}: duplicate node ids "
-                f"{_values(col.to_numpy()[dup])} at {_rows(dup)}"
+                f"{_values(col.to_numpy()[dup])} at {_rows(dup, table)}"
             )
             continue
         for feat in cfg.features:
@@ -139,11 +161,11 @@ def _check_nodes(
             bad = ~np.isfinite(arr)
             if bad.any():
                 problems.append(
-                    f"{table}.{feat}: null or non-finite values at {_rows(bad)}"
+                    f"{table}.{feat}: null or non-finite values at {_rows(bad, table)}"
                 )
             elif feat in cfg.log_features and (arr < 0).any():
                 problems.append(
-                    f"{table}.{feat}: log feature has negative values at {_rows(arr < 0)}"
+                    f"{table}.{feat}: log feature has negative values at {_rows(arr < 0, table)}"
                 )
         ids[ntype] = pd.Index(col.to_numpy())
     return ids
@@ -183,7 +205,7 @@ def _check_edges(
             values = frame[column]
             null = values.isna().to_numpy()
             if null.any():
-                problems.append(f"{table}.{column}: null ids at {_rows(null)}")
+                problems.append(f"{table}.{column}: null ids at {_rows(null, table)}")
                 continue
             if ntype not in ids:
                 continue
@@ -192,7 +214,7 @@ def _check_edges(
             if unknown.any():
                 problems.append(
                     f"{table}.{column}: ids {_values(values.to_numpy()[unknown])} "
-                    f"are not in raw_nodes[{ntype!r}] at {_rows(unknown)}"
+                    f"are not in raw_nodes[{ntype!r}] at {_rows(unknown, table)}"
                 )
                 continue
             ends[end] = index.astype(np.int64)
@@ -203,11 +225,11 @@ def _check_edges(
             if bad.any():
                 problems.append(
                     f"{table}.{rel.weight_column}: null or non-finite weights at "
-                    f"{_rows(bad)}"
+                    f"{_rows(bad, table)}"
                 )
             elif (w < 0).any():
                 problems.append(
-                    f"{table}.{rel.weight_column}: negative weights at {_rows(w < 0)}"
+                    f"{table}.{rel.weight_column}: negative weights at {_rows(w < 0, table)}"
                 )
             weight = w.astype(np.float32)
         if rel.time_column:
@@ -215,14 +237,21 @@ def _check_edges(
             null = tcol.isna().to_numpy()
             if null.any():
                 problems.append(
-                    f"{table}.{rel.time_column}: null timestamps at {_rows(null)}"
+                    f"{table}.{rel.time_column}: null timestamps at {_rows(null, table)}"
                 )
             else:
                 time = _to_millis(tcol)
         if len(ends) < 2:
             continue
         arrays = EdgeArrays(ends["src"], ends["dst"], weight, time)
-        arrays = _apply_policies(table, rel.src == rel.dst, arrays, policy, problems)
+        arrays = _apply_policies(
+            table,
+            rel.src == rel.dst,
+            arrays,
+            policy,
+            problems,
+            weight_column=rel.weight_column,
+        )
         if arrays is not None:
             out[schema.edge_type(rname)] = arrays
     return out
@@ -243,30 +272,72 @@ def _apply_policies(
     arrays: EdgeArrays,
     policy: ValidationPolicy,
     problems: list[str],
+    *,
+    weight_column: str | None = None,
 ) -> EdgeArrays | None:
+    # table row of every remaining edge (messages name rows of the input table)
+    origin = np.arange(len(arrays.src))
     if homogeneous and policy.self_loops != "keep":
         loops = arrays.src == arrays.dst
         if loops.any():
             if policy.self_loops == "error":
-                problems.append(f"{table}: self-loops at {_rows(loops)}")
+                problems.append(f"{table}: self-loops at {_rows(loops, table)}")
                 return None
             logger.info("%s: dropped %d self-loops", table, int(loops.sum()))
             arrays = _take(arrays, ~loops)
+            origin = origin[~loops]
     key = arrays.src * (int(arrays.dst.max()) + 1) + arrays.dst
-    _, first = np.unique(key, return_index=True)
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
     n_dup = len(key) - len(first)
     if n_dup:
+        conflict = _weight_conflicts(
+            table, weight_column, arrays, origin=origin, first=first, inverse=inverse
+        )
         if policy.duplicate_edges == "error":
-            dup = np.ones(len(key), dtype=bool)
-            dup[first] = False
+            dup = np.zeros(int(origin.max()) + 1, dtype=bool)
+            dup[origin] = True
+            dup[origin[first]] = False
             problems.append(
                 f"{table}: {n_dup} duplicate edges (same source and destination) at "
-                f"{_rows(dup)}; set graph.validation.duplicate_edges: drop to drop them"
+                f"{_rows(dup, table)}{'; ' + conflict if conflict else ''}; set "
+                "graph.validation.duplicate_edges: drop to drop them"
             )
             return None
         logger.warning("%s: dropped %d duplicate edges (kept the first)", table, n_dup)
+        if conflict:
+            logger.warning("%s: %s; kept the first edge's weight", table, conflict)
         arrays = _take(arrays, np.sort(first))
     return arrays
+
+
+def _weight_conflicts(
+    table: str,
+    weight_column: str | None,
+    arrays: EdgeArrays,
+    *,
+    origin: np.ndarray,
+    first: np.ndarray,
+    inverse: np.ndarray,
+) -> str | None:
+    """Describe duplicate edges whose weight differs from their pair's first
+    edge (``None`` when they all agree, or the relation has no weights)."""
+    if arrays.weight is None:
+        return None
+    kept = first[inverse.reshape(-1)]
+    differ = arrays.weight != arrays.weight[kept]
+    if not differ.any():
+        return None
+    rows = np.flatnonzero(differ)
+    shown = ", ".join(
+        f"{_row(table, origin[r])} ({weight_column} {arrays.weight[r]:g}) vs "
+        f"{_row(table, origin[kept[r]])} ({arrays.weight[kept[r]]:g})"
+        for r in rows[:_SHOW]
+    )
+    more = f" (+{len(rows) - _SHOW} more)" if len(rows) > _SHOW else ""
+    return (
+        f"{len(rows)} duplicate edges have another {weight_column} than the "
+        f"first edge of their pair: {shown}{more}"
+    )
 
 
 def _standardise(
@@ -294,16 +365,30 @@ def index_tables(
     edges: dict[str, pd.DataFrame],
     schema: GraphSchema,
     policy: ValidationPolicy | None = None,
+    locate: Mapping[str, Locator] | None = None,
 ) -> IndexedTables:
     """Validate ``nodes`` (by node type) and ``edges`` (by relation) and index them.
+
+    Args:
+        nodes: node type -> table.
+        edges: relation -> table.
+        schema: the graph schema.
+        policy: duplicate-edge and self-loop policy.
+        locate: where the rows of a table come from, by table label
+            (``raw_nodes['user']``, ``raw_edges['writes']``): messages then name
+            the file lines (ingestion) instead of 0-based table rows.
 
     Raises:
         GraphValidationError: listing every problem found; nothing is returned.
     """
     policy = policy or ValidationPolicy()
     problems: list[str] = []
-    ids = _check_nodes(schema, nodes, problems)
-    arrays = _check_edges(schema, edges, ids, policy, problems)
+    token = _LOCATE.set(dict(locate or {}))
+    try:
+        ids = _check_nodes(schema, nodes, problems)
+        arrays = _check_edges(schema, edges, ids, policy, problems)
+    finally:
+        _LOCATE.reset(token)
     if problems:
         raise GraphValidationError(problems)
     features, stats = {}, {}

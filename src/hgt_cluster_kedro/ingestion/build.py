@@ -172,9 +172,21 @@ def _implied_count(
     return count
 
 
+def _locator(table: Table):
+    """0-based rows of a table read from ``table`` -> its 1-based file lines
+    (text) or rows (parquet), for graph validation messages."""
+    labels = table.frame.index.to_numpy()
+
+    def locate(rows: np.ndarray) -> str:
+        where = [int(table.where(int(labels[r]))) for r in rows]
+        return f"{table.path.name} {table.unit}s {where}"
+
+    return locate
+
+
 def _node_table(
     node_type: str, config: IngestionConfig, schema: GraphSchema
-) -> pd.DataFrame:
+) -> tuple[pd.DataFrame, Table]:
     source = config.nodes[node_type]
     assert source.table is not None and source.id is not None
     what = f"ingestion.nodes.{node_type}"
@@ -191,7 +203,7 @@ def _node_table(
             out[column] = parse_floats(table, column, f"{what}.columns")
         else:
             out[column] = table.column(column, f"{what}.columns").to_numpy()
-    return pd.DataFrame(out)
+    return pd.DataFrame(out), table
 
 
 def _check_known(
@@ -298,6 +310,7 @@ def ingest(
     check_config(config, schema)
     edges = _read_edges(config, schema)
     nodes: dict[str, pd.DataFrame] = {}
+    node_files: dict[str, Table] = {}
     truth = config.ground_truth
     label_rows: dict[str, int] = {}
     labels_npy = None
@@ -310,7 +323,7 @@ def ingest(
         source = config.nodes.get(ntype, NodeSource())
         features = _features(ntype, source, config)
         if source.table is not None:
-            frame = _node_table(ntype, config, schema)
+            frame, node_files[ntype] = _node_table(ntype, config, schema)
             _check_known(ntype, pd.Index(frame[ncfg.id_column]), schema, edges)
         else:
             rows = [len(f) for f in features]
@@ -350,7 +363,12 @@ def ingest(
             ground_truth_columns,
             labels_npy,
         )
-    index_tables(nodes, raw_edges, schema, policy)
+    locate = {f"raw_edges[{name!r}]": _locator(e.table) for name, e in edges.items()}
+    locate.update(
+        (f"raw_nodes[{ntype!r}]", _locator(table))
+        for ntype, table in node_files.items()
+    )
+    index_tables(nodes, raw_edges, schema, policy, locate=locate)
     stats = {
         "nodes": {t: len(f) for t, f in nodes.items()},
         "edges": {r: len(f) for r, f in raw_edges.items()},

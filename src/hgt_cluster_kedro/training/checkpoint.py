@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import re
+import socket
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -47,6 +48,11 @@ _TUPLE = "__tuple__"
 _DICT = "__dict__"
 
 
+def _temp_tag() -> str:
+    host = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:24] or "host"
+    return f"{host}-{os.getpid()}-"
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp_path)`` then atomically move the file to ``path``.
 
@@ -59,8 +65,10 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # host and pid in the name: a later run knows when it is stale
+    # (hgt_cluster_kedro.datasets._versions.clean_stale_temporaries)
     fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
+        prefix=f".{path.name}.{_temp_tag()}", suffix=".tmp", dir=path.parent
     )
     os.close(fd)
     tmp = Path(tmp_name)

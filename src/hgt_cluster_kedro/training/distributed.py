@@ -38,6 +38,19 @@ torchrun ignores ``--node_rank`` for non-static rendezvous.
 workers) gives every restart round a fresh worker store: with the store shared
 with the agent (torchrun's default), keys of the failed round survive a restart
 and the restarted gloo workers can read the dead ranks' addresses.
+
+**Reliability.** :func:`launch` runs torchrun's agent through
+:func:`~hgt_cluster_kedro.training.elastic.run_agent`: on one machine
+(``nnodes=1``) nothing listens on the network (the rendezvous is a private
+``FileStore`` in the work directory, or a store on loopback when
+``rdzv_endpoint`` is given; rank 0's store, gloo and NCCL use loopback); on
+several machines the stores bind the configured addresses only. A worker that
+rejects its input (``ValueError``) is not restarted, and the launcher raises
+the worker's own message. Workers die with the launcher
+(:func:`~hgt_cluster_kedro.training.hgt_worker.exit_with_parent`), and
+:func:`train_distributed` holds an exclusive
+:class:`~hgt_cluster_kedro.training.run_lock.RunLock` on the run directory (and
+on the checkpoint directory) for the whole launch.
 """
 
 from __future__ import annotations
@@ -56,6 +69,15 @@ import numpy as np
 import torch
 
 from .checkpoint import atomic_write
+from .elastic import (
+    LAUNCHER_PID_ENV,
+    interface_of,
+    is_loopback,
+    loopback_interface,
+    run_agent,
+    split_endpoint,
+)
+from .run_lock import RunLock
 
 if TYPE_CHECKING:
     from ..graph.artifact import GraphArtifact
@@ -98,10 +120,11 @@ def _check_launch_args(
     nproc_per_node: int,
     nnodes: int,
     node_rank: int,
-    rdzv_endpoint: str,
+    rdzv_endpoint: str | None,
     rdzv_backend: str,
     max_restarts: int,
     threads_per_worker: int,
+    local_addr: str | None = None,
 ) -> None:
     if int(nproc_per_node) < 1:
         raise ValueError(f"nproc_per_node must be >= 1 (got {nproc_per_node})")
@@ -113,13 +136,43 @@ def _check_launch_args(
         raise ValueError(
             f"rdzv_backend must be 'c10d' or 'static' (got {rdzv_backend!r})"
         )
-    host, sep, port = str(rdzv_endpoint).rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise ValueError(f"rdzv_endpoint must be HOST:PORT (got {rdzv_endpoint!r})")
+    if rdzv_endpoint is None:
+        if int(nnodes) > 1:
+            raise ValueError(
+                "rdzv_endpoint (hgt.launch.rdzv_endpoint) must be HOST:PORT of "
+                f"machine 0 when nnodes > 1 (got null, nnodes={nnodes})"
+            )
+    else:
+        host, _ = split_endpoint(rdzv_endpoint)
+        if int(nnodes) == 1 and not is_loopback(host):
+            raise ValueError(
+                f"rdzv_endpoint {rdzv_endpoint!r} (hgt.launch.rdzv_endpoint): a "
+                "single-machine run (nnodes=1) listens on loopback only; use "
+                "127.0.0.1:PORT, or null for a free port chosen at launch"
+            )
+    if int(nnodes) == 1 and local_addr is not None and not is_loopback(local_addr):
+        raise ValueError(
+            f"local_addr {local_addr!r} (hgt.launch.local_addr): a single-machine "
+            "run (nnodes=1) listens on loopback only; use 127.0.0.1 or null"
+        )
     if int(max_restarts) < 0:
         raise ValueError(f"max_restarts must be >= 0 (got {max_restarts})")
     if int(threads_per_worker) < 1:
         raise ValueError(f"threads_per_worker must be >= 1 (got {threads_per_worker})")
+
+
+def _network_env(nnodes: int, local_addr: str | None) -> dict[str, str]:
+    """Interfaces gloo and NCCL bind (unless the user set them): loopback on one
+    machine, the interface of ``local_addr`` on several."""
+    iface = None
+    if int(nnodes) == 1:
+        iface = loopback_interface()
+    elif local_addr:
+        iface = interface_of(local_addr)
+    if iface is None:
+        return {}
+    names = ("GLOO_SOCKET_IFNAME", "NCCL_SOCKET_IFNAME")
+    return {k: iface for k in names if k not in os.environ}
 
 
 def join_command(
@@ -172,7 +225,7 @@ def launch(
     nproc_per_node: int = 2,
     nnodes: int = 1,
     node_rank: int = 0,
-    rdzv_endpoint: str = "127.0.0.1:29500",
+    rdzv_endpoint: str | None = None,
     rdzv_backend: str = "c10d",
     max_restarts: int = 3,
     threads_per_worker: int = 1,
@@ -194,26 +247,30 @@ def launch(
         nnodes: machines in the job (every one runs an agent).
         node_rank: this machine's index; 0 hosts the c10d store (with
             ``rdzv_backend="static"`` it is also the node's rank).
-        rdzv_endpoint: ``HOST:PORT`` of the rendezvous (machine 0).
+        rdzv_endpoint: ``HOST:PORT`` of the rendezvous (machine 0; its store
+            listens on that address only). ``None`` (single machine only): a
+            private file rendezvous in the config's directory, nothing listens.
+            A single machine accepts loopback endpoints only.
         rdzv_backend: ``"c10d"`` (elastic, default) or ``"static"``.
         max_restarts: times the agent restarts the worker group after a failure.
         threads_per_worker: ``torch.set_num_threads`` / ``OMP_NUM_THREADS`` of
             every worker.
         run_id: job id shared by the machines (``--rdzv_id``).
         local_addr: address other machines reach this one at (default: torchrun's
-            FQDN lookup); ``"127.0.0.1"`` for single-machine loopback jobs.
+            FQDN lookup); rank 0's store and gloo / NCCL bind it. Always
+            loopback when ``nnodes=1``.
         monitor_interval: seconds between the agent's checks of its workers.
         rdzv_timeout: seconds to wait for all machines to join.
         log_dir: directory of the workers' log files (default: a temporary one).
 
     Raises:
-        ValueError: invalid arguments or missing config file.
-        torch.distributed.elastic.multiprocessing.errors.ChildFailedError: the
-            workers kept failing after ``max_restarts`` restarts.
+        ValueError: invalid arguments, missing config file, or a worker rejected
+            its input (not retried; the worker's message).
+        hgt_cluster_kedro.training.elastic.AddressInUseError: the rendezvous
+            port is taken (the message names ``hgt.launch.rdzv_endpoint``).
+        hgt_cluster_kedro.training.elastic.WorkerFailedError: the workers kept
+            failing after ``max_restarts`` restarts (with the worker's message).
     """
-    from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs
-    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
-
     _check_launch_args(
         nproc_per_node=nproc_per_node,
         nnodes=nnodes,
@@ -222,31 +279,15 @@ def launch(
         rdzv_backend=rdzv_backend,
         max_restarts=max_restarts,
         threads_per_worker=threads_per_worker,
+        local_addr=local_addr,
     )
     config_path = Path(config_path).resolve()
     if not config_path.is_file():
         raise ValueError(f"config_path {str(config_path)!r} is not a file")
-    rdzv_configs: dict[str, Any] = {}
-    if rdzv_backend == "static":
-        rdzv_configs["rank"] = int(node_rank)
-    else:
-        rdzv_configs["is_host"] = int(node_rank) == 0
-    config = LaunchConfig(
-        min_nodes=int(nnodes),
-        max_nodes=int(nnodes),
-        nproc_per_node=int(nproc_per_node),
-        run_id=run_id,
-        role="hgt_worker",
-        rdzv_endpoint=rdzv_endpoint,
-        rdzv_backend=rdzv_backend,
-        rdzv_configs=rdzv_configs,
-        rdzv_timeout=int(rdzv_timeout),
-        max_restarts=int(max_restarts),
-        monitor_interval=float(monitor_interval),
-        start_method="spawn",
-        local_addr=local_addr,
-        logs_specs=DefaultLogsSpecs(log_dir=str(log_dir) if log_dir else None),
-    )
+    if int(nnodes) == 1:
+        local_addr = local_addr or "127.0.0.1"
+        if rdzv_endpoint is None and rdzv_backend == "static":
+            rdzv_endpoint = "127.0.0.1:0"  # a free loopback port
     args = ["-u", "-m", WORKER_MODULE, "--config", str(config_path)]
     args += ["--threads", str(int(threads_per_worker))]
     if nnodes > 1 and node_rank == 0:
@@ -273,9 +314,29 @@ def launch(
         rdzv_endpoint,
         max_restarts,
     )
-    env = {"OMP_NUM_THREADS": str(int(threads_per_worker)), _NO_SHARED_STORE: "1"}
+    env = {
+        "OMP_NUM_THREADS": str(int(threads_per_worker)),
+        _NO_SHARED_STORE: "1",
+        LAUNCHER_PID_ENV: str(os.getpid()),
+        **_network_env(int(nnodes), local_addr),
+    }
     with _env(env):
-        elastic_launch(config, sys.executable)(*args)
+        run_agent(
+            sys.executable,
+            args,
+            nproc_per_node=int(nproc_per_node),
+            nnodes=int(nnodes),
+            node_rank=int(node_rank),
+            rdzv_backend=rdzv_backend,
+            rdzv_endpoint=rdzv_endpoint,
+            rdzv_file_dir=config_path.parent,
+            run_id=run_id,
+            max_restarts=int(max_restarts),
+            monitor_interval=float(monitor_interval),
+            rdzv_timeout=int(rdzv_timeout),
+            local_addr=local_addr,
+            log_dir=str(log_dir) if log_dir else None,
+        )
 
 
 def _as_pairs(val_pairs: Any) -> tuple[np.ndarray, np.ndarray] | None:
@@ -296,9 +357,15 @@ def train_distributed(
     out_dir: str | Path,
     *,
     owners: Any = None,
+    lock_wait_s: float | None = 0.0,
     **launch_kwargs: Any,
 ) -> tuple[Path, dict[str, Any]]:
     """Train HGT with torchrun workers and return ``(model path, history)``.
+
+    The whole launch holds an exclusive :class:`RunLock` on ``out_dir`` (and on
+    the checkpoint directory when it lies outside ``out_dir``): a second
+    training of the same run waits ``lock_wait_s`` seconds, then fails with the
+    holder's pid.
 
     Writes into ``out_dir/work/``: the graph (when given as a
     :class:`GraphArtifact`), ``val_pairs.safetensors``, ``owners.safetensors``
@@ -317,21 +384,47 @@ def train_distributed(
         out_dir: output directory (created).
         owners: optional graph part of every user (array-like): rank ``r`` trains
             on the users of the parts ``p % world_size == r``.
+        lock_wait_s: seconds to wait for another run holding ``out_dir``
+            (``0``: fail at once; ``None``: wait without limit).
         **launch_kwargs: :func:`launch` arguments (``nproc_per_node``, ``nnodes``,
             ``node_rank``, ``rdzv_endpoint``, ``max_restarts``,
             ``threads_per_worker``, ``run_id``, ``local_addr``...).
     """
-    from safetensors.torch import save_file
-
-    from ..graph.artifact import GraphArtifact
     from .hgt import HGTTrainConfig
-    from .hgt_worker import HISTORY_FILE, MODEL_FILE, WorkerConfig
 
     out_dir = Path(out_dir).resolve()
     data = config.model_dump() if isinstance(config, HGTTrainConfig) else dict(config)
     if data.get("checkpoint_dir") is None:
         data["checkpoint_dir"] = str(out_dir / "checkpoints")
     cfg = HGTTrainConfig.model_validate(data)
+    locked = [out_dir]
+    ckpt = Path(str(cfg.checkpoint_dir)).resolve()
+    if not ckpt.is_relative_to(out_dir):
+        locked.append(ckpt)
+    with contextlib.ExitStack() as stack:
+        for directory in sorted(locked):
+            what = "hgt run directory" if directory == out_dir else "checkpoint_dir"
+            stack.enter_context(RunLock(directory, wait_s=lock_wait_s, what=what))
+        return _train_locked(
+            graph, val_pairs, cfg, out_dir, owners=owners, **launch_kwargs
+        )
+
+
+def _train_locked(
+    graph: GraphArtifact | str | Path,
+    val_pairs: Any,
+    cfg: HGTTrainConfig,
+    out_dir: Path,
+    *,
+    owners: Any,
+    **launch_kwargs: Any,
+) -> tuple[Path, dict[str, Any]]:
+    """:func:`train_distributed` once its directories are locked."""
+    from safetensors.torch import save_file
+
+    from ..graph.artifact import GraphArtifact
+    from .hgt_worker import HISTORY_FILE, MODEL_FILE, WorkerConfig
+
     work = out_dir / "work"
     work.mkdir(parents=True, exist_ok=True)
     if isinstance(graph, GraphArtifact):

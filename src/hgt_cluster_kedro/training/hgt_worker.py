@@ -17,17 +17,36 @@ Rank 0 alone then writes, atomically, into ``out_dir``:
   header (:func:`~hgt_cluster_kedro.training.hgt.load_hgt` rebuilds it);
 * ``history.json`` -- the training history (plus ``world_size``, ``restarts``).
 
-Exit status 0 on success; any exception propagates (non-zero exit), which
-torchrun answers by restarting the group (``max_restarts``) from the latest
-checkpoint.
+Exit status 0 on success. A ``ValueError`` (bad input, including pydantic's
+``ValidationError``) exits with :data:`~hgt_cluster_kedro.training.elastic.EX_CONFIG`
+(78), which the project's launcher does not retry; any other exception
+propagates (exit status 1), which torchrun answers by restarting the group
+(``max_restarts``) from the latest checkpoint. Either way the exception is
+recorded in torchrun's error file (``@record``), so the launcher reports the
+worker's own message.
+
+**Closed stores.** Rank 0 hosts the job's store on ``MASTER_ADDR`` only
+(:func:`~hgt_cluster_kedro.training.elastic.hosted_store`; torch's ``env://``
+store would listen on every interface), the other ranks connect to it.
+
+**No orphans.** A worker dies with its launcher: on Linux the kernel sends it
+``SIGKILL`` when the launcher exits (``prctl(PR_SET_PDEATHSIG)``), and a
+watchdog thread exits the worker if its parent changes (other systems, or a
+launcher that died before the signal was armed). Killing ``kedro run`` with
+``kill -9`` therefore leaves no worker training on in the run directory.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import logging
 import os
+import signal
+import sys
+import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -35,10 +54,12 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from pydantic import BaseModel, ConfigDict, Field
+from torch.distributed.elastic.multiprocessing.errors import ErrorHandler, record
 
 from ..graph.artifact import GraphArtifact
 from ..runtime import resolve_device
 from .checkpoint import atomic_write
+from .elastic import EX_CONFIG, LAUNCHER_PID_ENV, hosted_store, is_loopback
 from .hgt import HGTTrainConfig, save_hgt, train_hgt
 
 logger = logging.getLogger("hgt_cluster_kedro.training.hgt_worker")
@@ -46,7 +67,16 @@ logger = logging.getLogger("hgt_cluster_kedro.training.hgt_worker")
 MODEL_FILE = "hgt_model.safetensors"
 HISTORY_FILE = "history.json"
 
-__all__ = ["HISTORY_FILE", "MODEL_FILE", "WorkerConfig", "main", "run_worker"]
+__all__ = [
+    "HISTORY_FILE",
+    "MODEL_FILE",
+    "WorkerConfig",
+    "exit_with_parent",
+    "main",
+    "run_worker",
+]
+
+_PR_SET_PDEATHSIG = 1
 
 
 class WorkerConfig(BaseModel):
@@ -86,6 +116,77 @@ def _load_tensors(path: str, names: tuple[str, ...]) -> list[torch.Tensor]:
     return [tensors[n] for n in names]
 
 
+def exit_with_parent(expected_parent: int | None = None, poll_s: float = 1.0) -> None:
+    """End this process when its parent (the torchrun agent) dies.
+
+    Arms ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` on Linux (the kernel kills this
+    process when the parent thread exits) and starts a daemon thread that exits
+    the process when ``os.getppid()`` stops being ``expected_parent``, which
+    also covers a parent that died before the signal was armed and systems
+    without ``prctl``.
+
+    Args:
+        expected_parent: pid of the agent (default: ``HGT_LAUNCHER_PID`` from the
+            environment, else the current parent).
+        poll_s: seconds between the watchdog's checks.
+    """
+    if expected_parent is None:
+        env = os.environ.get(LAUNCHER_PID_ENV)
+        expected_parent = int(env) if env else os.getppid()
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
+                logger.warning("prctl(PR_SET_PDEATHSIG) failed: %s", ctypes.get_errno())
+        except (OSError, AttributeError) as exc:  # no libc / no prctl
+            logger.warning("prctl(PR_SET_PDEATHSIG) unavailable: %s", exc)
+
+    def orphaned() -> bool:
+        return os.getppid() != expected_parent
+
+    if orphaned():
+        logger.error("launcher %d is gone before the worker started", expected_parent)
+        os._exit(1)
+
+    def watch() -> None:
+        while not orphaned():
+            time.sleep(poll_s)
+        logger.error("launcher %d died: stopping this worker", expected_parent)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+
+
+def _job_store(rank: int, world_size: int, timeout: timedelta) -> Any:
+    """The job's c10d store: hosted by rank 0 on ``MASTER_ADDR`` only.
+
+    With ``TORCHELASTIC_USE_AGENT_STORE=True`` (static rendezvous) the agent
+    hosts it and every rank connects, as in torch's ``env://``.
+    """
+    host = os.environ.get("MASTER_ADDR", "127.0.0.1")
+    port = int(os.environ.get("MASTER_PORT", "29500"))
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True" or rank != 0:
+        return dist.TCPStore(host, port, world_size, False, timeout)
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
+    if local < world_size and is_loopback(host):
+        # fine for several "machines" on one host (tests); on a real cluster
+        # the other machines cannot connect
+        logger.warning(
+            "MASTER_ADDR %r is a loopback address: other machines cannot reach "
+            "rank 0's store unless they run on this host; set local_addr "
+            "(hgt.launch.local_addr) to this machine's cluster address",
+            host,
+        )
+    return hosted_store(
+        host,
+        port,
+        timeout=timeout,
+        world_size=world_size,
+        wait_for_workers=True,
+        what="MASTER_ADDR:MASTER_PORT",
+    )
+
+
 def run_worker(config: WorkerConfig, threads: int | None = None) -> dict[str, Any]:
     """Train in this process as one torchrun worker; returns the history.
 
@@ -100,11 +201,15 @@ def run_worker(config: WorkerConfig, threads: int | None = None) -> dict[str, An
     initialised = False
     if world_size > 1 and not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
-        kwargs: dict[str, Any] = {"timeout": timedelta(seconds=config.timeout_s)}
+        timeout = timedelta(seconds=config.timeout_s)
+        kwargs: dict[str, Any] = {"timeout": timeout}
         if device.type == "cuda":
             torch.cuda.set_device(device)
             kwargs["device_id"] = device
-        dist.init_process_group(backend, **kwargs)
+        store = _job_store(rank, world_size, timeout)
+        dist.init_process_group(
+            backend, store=store, rank=rank, world_size=world_size, **kwargs
+        )
         initialised = True
         logger.info(
             "rank %d/%d: process group %s up (restart %s)",
@@ -154,8 +259,15 @@ def run_worker(config: WorkerConfig, threads: int | None = None) -> dict[str, An
             dist.destroy_process_group()
 
 
+@record
 def main(argv: list[str] | None = None) -> int:
-    """``python -m hgt_cluster_kedro.training.hgt_worker --config CONFIG.json``."""
+    """``python -m hgt_cluster_kedro.training.hgt_worker --config CONFIG.json``.
+
+    Returns 0, or :data:`~hgt_cluster_kedro.training.elastic.EX_CONFIG` after
+    recording a ``ValueError`` (bad input, not worth a restart) in torchrun's
+    error file; other exceptions propagate (``@record`` records them).
+    """
+    exit_with_parent()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, help="worker config JSON")
     parser.add_argument(
@@ -167,8 +279,13 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO,
         format=f"[rank {rank}] %(asctime)s %(name)s %(levelname)s: %(message)s",
     )
-    config = WorkerConfig.model_validate_json(Path(args.config).read_text())
-    run_worker(config, threads=args.threads)
+    try:
+        config = WorkerConfig.model_validate_json(Path(args.config).read_text())
+        run_worker(config, threads=args.threads)
+    except ValueError as exc:
+        logger.exception("rank %s: bad input, not retried", rank)
+        ErrorHandler().record_exception(exc)
+        return EX_CONFIG
     return 0
 
 

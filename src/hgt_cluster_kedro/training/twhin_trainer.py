@@ -30,6 +30,7 @@ checkpoint reproduces the uninterrupted run exactly.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -54,6 +55,7 @@ from .checkpoint import (
     save_checkpoint,
     strip_prefix,
 )
+from .run_lock import RunLock
 
 logger = logging.getLogger(__name__)
 
@@ -282,6 +284,7 @@ def train_twhin(
     checkpoint_dir: str | Path | None = None,
     resume: bool = True,
     keep_checkpoints: int = 2,
+    lock_wait_s: float | None = 0.0,
     device: str | torch.device = "cpu",
     num_threads: int | None = None,
     log_every: int = 100,
@@ -321,6 +324,10 @@ def train_twhin(
         resume: continue from the latest checkpoint in ``checkpoint_dir`` (its
             configuration must match; ``epochs`` may grow).
         keep_checkpoints: checkpoints kept (older ones are deleted; ``0`` keeps all).
+        lock_wait_s: training holds an exclusive lock on ``checkpoint_dir``
+            (:class:`~hgt_cluster_kedro.training.run_lock.RunLock`); a second
+            training of the same directory waits this many seconds for it, then
+            fails naming the holder's pid (``0``: at once; ``None``: no limit).
         device: torch device of the tables and the computation.
         num_threads: ``torch.set_num_threads`` during training (restored after).
             On a shared, oversubscribed machine use 1, or start the process with
@@ -362,130 +369,137 @@ def train_twhin(
     ets = resolve_relations(csr, relations)
     device = torch.device(device)
 
-    old_threads = torch.get_num_threads()
-    if num_threads is not None:
-        torch.set_num_threads(int(num_threads))
-    try:
-        triplets = [tuple(t.to(device) for t in csr.to_coo(et)) for et in ets]
-        sizes = [int(src.numel()) for src, _ in triplets]
-        num_nodes = {t: int(csr.num_nodes[t]) for et in ets for t in (et[0], et[2])}
-        config = json.loads(
-            json.dumps(
-                {
-                    "dim": dim,
-                    "batch_size": batch_size,
-                    "lr": float(lr),
-                    "num_uniform_neg": num_uniform_neg,
-                    "in_batch_neg": bool(in_batch_neg),
-                    "chunk_size": chunk_size,
-                    "balanced_loss": bool(balanced_loss),
-                    "init_std": float(init_std),
-                    "seed": seed,
-                    "relations": ets,
-                    "num_nodes": num_nodes,
-                    "num_edges": sizes,
-                    "edge_checksums": [
-                        _checksum(s.cpu(), d.cpu()) for s, d in triplets
-                    ],
-                }
+    lock: Any = contextlib.nullcontext()
+    if checkpoint_dir is not None:
+        lock = RunLock(checkpoint_dir, wait_s=lock_wait_s, what="twhin.checkpoint_dir")
+    with lock:
+        old_threads = torch.get_num_threads()
+        if num_threads is not None:
+            torch.set_num_threads(int(num_threads))
+        try:
+            triplets = [tuple(t.to(device) for t in csr.to_coo(et)) for et in ets]
+            sizes = [int(src.numel()) for src, _ in triplets]
+            num_nodes = {t: int(csr.num_nodes[t]) for et in ets for t in (et[0], et[2])}
+            config = json.loads(
+                json.dumps(
+                    {
+                        "dim": dim,
+                        "batch_size": batch_size,
+                        "lr": float(lr),
+                        "num_uniform_neg": num_uniform_neg,
+                        "in_batch_neg": bool(in_batch_neg),
+                        "chunk_size": chunk_size,
+                        "balanced_loss": bool(balanced_loss),
+                        "init_std": float(init_std),
+                        "seed": seed,
+                        "relations": ets,
+                        "num_nodes": num_nodes,
+                        "num_edges": sizes,
+                        "edge_checksums": [
+                            _checksum(s.cpu(), d.cpu()) for s, d in triplets
+                        ],
+                    }
+                )
             )
-        )
-        gen = torch.Generator().manual_seed(seed)
-        model = TwHIN(num_nodes, ets, dim, init_std=init_std)
-        model.reset_parameters(generator=gen)
-        model.to(device)
-        tables = {t: model.embeddings[t].data for t in model.node_types}
-        row_opt = RowAdagrad(tables, lr)
-        dense_opt = DenseAdagrad(model.translations.data, lr)
-        history: dict[str, list[float]] = {
-            "epoch": [],
-            "loss": [],
-            "seconds": [],
-            "triplets_per_s": [],
-        }
-        start_epoch = 0
-        if checkpoint_dir is not None and resume:
-            found = latest_checkpoint(
-                checkpoint_dir, CHECKPOINT_PREFIX, max_epoch=epochs
+            gen = torch.Generator().manual_seed(seed)
+            model = TwHIN(num_nodes, ets, dim, init_std=init_std)
+            model.reset_parameters(generator=gen)
+            model.to(device)
+            tables = {t: model.embeddings[t].data for t in model.node_types}
+            row_opt = RowAdagrad(tables, lr)
+            dense_opt = DenseAdagrad(model.translations.data, lr)
+            history: dict[str, list[float]] = {
+                "epoch": [],
+                "loss": [],
+                "seconds": [],
+                "triplets_per_s": [],
+            }
+            start_epoch = 0
+            if checkpoint_dir is not None and resume:
+                found = latest_checkpoint(
+                    checkpoint_dir, CHECKPOINT_PREFIX, max_epoch=epochs
+                )
+                if found is not None:
+                    start_epoch, history = _restore(
+                        found[1],
+                        config,
+                        model=model,
+                        row_opt=row_opt,
+                        dense_opt=dense_opt,
+                        gen=gen,
+                    )
+                    logger.info(
+                        "Resumed TwHIN from %s (epoch %d/%d)",
+                        found[1],
+                        start_epoch,
+                        epochs,
+                    )
+
+            total = sum(sizes)
+            logger.info(
+                "TwHIN: %d triplets over %s, dim=%d, batch_size=%d, chunk_size=%d, "
+                "uniform negatives=%d per side, epochs %d..%d",
+                total,
+                [et[1] for et in ets],
+                dim,
+                batch_size,
+                chunk_size,
+                num_uniform_neg,
+                start_epoch + 1,
+                epochs,
             )
-            if found is not None:
-                start_epoch, history = _restore(
-                    found[1],
-                    config,
-                    model=model,
-                    row_opt=row_opt,
-                    dense_opt=dense_opt,
-                    gen=gen,
+            for epoch in range(start_epoch, epochs):
+                loss, seconds = _train_epoch(
+                    model,
+                    triplets,
+                    row_opt,
+                    dense_opt,
+                    gen,
+                    batch_size=batch_size,
+                    chunk_size=chunk_size,
+                    in_batch_neg=in_batch_neg,
+                    num_uniform_neg=num_uniform_neg,
+                    balanced=balanced_loss,
+                    desc=f"TwHIN epoch {epoch + 1}/{epochs}",
+                    log_every=int(log_every),
+                    progress=progress,
+                )
+                history["epoch"].append(epoch + 1)
+                history["loss"].append(loss)
+                history["seconds"].append(seconds)
+                history["triplets_per_s"].append(
+                    total / seconds if seconds > 0 else float("inf")
                 )
                 logger.info(
-                    "Resumed TwHIN from %s (epoch %d/%d)", found[1], start_epoch, epochs
+                    "TwHIN epoch %d/%d: loss %.4f, %.1f s, %.0f triplets/s",
+                    epoch + 1,
+                    epochs,
+                    loss,
+                    seconds,
+                    history["triplets_per_s"][-1],
                 )
-
-        total = sum(sizes)
-        logger.info(
-            "TwHIN: %d triplets over %s, dim=%d, batch_size=%d, chunk_size=%d, "
-            "uniform negatives=%d per side, epochs %d..%d",
-            total,
-            [et[1] for et in ets],
-            dim,
-            batch_size,
-            chunk_size,
-            num_uniform_neg,
-            start_epoch + 1,
-            epochs,
-        )
-        for epoch in range(start_epoch, epochs):
-            loss, seconds = _train_epoch(
-                model,
-                triplets,
-                row_opt,
-                dense_opt,
-                gen,
-                batch_size=batch_size,
-                chunk_size=chunk_size,
-                in_batch_neg=in_batch_neg,
-                num_uniform_neg=num_uniform_neg,
-                balanced=balanced_loss,
-                desc=f"TwHIN epoch {epoch + 1}/{epochs}",
-                log_every=int(log_every),
-                progress=progress,
-            )
-            history["epoch"].append(epoch + 1)
-            history["loss"].append(loss)
-            history["seconds"].append(seconds)
-            history["triplets_per_s"].append(
-                total / seconds if seconds > 0 else float("inf")
-            )
-            logger.info(
-                "TwHIN epoch %d/%d: loss %.4f, %.1f s, %.0f triplets/s",
-                epoch + 1,
-                epochs,
-                loss,
-                seconds,
-                history["triplets_per_s"][-1],
-            )
-            if checkpoint_dir is not None:
-                tensors = _state_tensors(model, row_opt, dense_opt, gen)
-                meta = {
-                    "format": _FORMAT,
-                    "version": _VERSION,
-                    "epoch": epoch + 1,
-                    "config": config,
-                    "history": history,
-                }
-                path = save_checkpoint(
-                    checkpoint_path(checkpoint_dir, CHECKPOINT_PREFIX, epoch + 1),
-                    tensors,
-                    meta,
-                )
-                prune_checkpoints(
-                    checkpoint_dir, CHECKPOINT_PREFIX, keep_checkpoints, epoch + 1
-                )
-                logger.info("Saved checkpoint %s", path)
-    finally:
-        if num_threads is not None:
-            torch.set_num_threads(old_threads)
-    return model, history
+                if checkpoint_dir is not None:
+                    tensors = _state_tensors(model, row_opt, dense_opt, gen)
+                    meta = {
+                        "format": _FORMAT,
+                        "version": _VERSION,
+                        "epoch": epoch + 1,
+                        "config": config,
+                        "history": history,
+                    }
+                    path = save_checkpoint(
+                        checkpoint_path(checkpoint_dir, CHECKPOINT_PREFIX, epoch + 1),
+                        tensors,
+                        meta,
+                    )
+                    prune_checkpoints(
+                        checkpoint_dir, CHECKPOINT_PREFIX, keep_checkpoints, epoch + 1
+                    )
+                    logger.info("Saved checkpoint %s", path)
+        finally:
+            if num_threads is not None:
+                torch.set_num_threads(old_threads)
+        return model, history
 
 
 def _restore(

@@ -32,13 +32,17 @@ def train(
     """
     cfg = TwhinParams.model_validate(params)
     params = cfg.train_kwargs()
+    # how long to wait for another run's lock is not part of the run's identity
+    lock_wait_s = params.pop("lock_wait_s")
     ckpt = checkpoint_dir(
         cfg.checkpoint_dir,
         "twhin",
         run_fingerprint(params, graph.summary()),
     )
     start = time.perf_counter()
-    model, history = train_twhin(graph.csr, checkpoint_dir=ckpt, **params)
+    model, history = train_twhin(
+        graph.csr, checkpoint_dir=ckpt, lock_wait_s=lock_wait_s, **params
+    )
     seconds = time.perf_counter() - start
     user_t, item_t = graph.schema.user_type, graph.schema.item_type
     summary = {
