@@ -241,6 +241,26 @@ def _node_table(
     return pd.DataFrame(out), vocabularies
 
 
+def _check_flag_names(
+    node_type: str, ids: pd.Index, config: IngestionConfig, schema: GraphSchema
+) -> None:
+    """Every flag column of a wide table pointing to ``node_type`` (which has a
+    node table) names one of its nodes, whether any flag is set or not."""
+    for name, wide in config.wide_to_edges.items():
+        if getattr(schema.relations[name], wide.flag_end) != node_type:
+            continue
+        unknown = [c for c in wide.columns if c not in ids]
+        if unknown:
+            raise IngestionError(
+                config.resolve(wide.file.path),
+                f"flag column {unknown[0]!r} of ingestion.wide_to_edges.{name} is "
+                f"not a node of the {node_type} node table (ingestion.nodes."
+                f"{node_type}); unknown: {unknown[:10]}",
+                line=1 if wide.file.has_header else None,
+                column=unknown[0],
+            )
+
+
 def _check_known(node_type: str, ids: pd.Index, ends: list[End]) -> None:
     """Every edge end of ``node_type`` is one of its nodes (file and line)."""
     for end in ends:
@@ -382,6 +402,7 @@ def _build_nodes(
         features = _features(ntype, source, config)
         if source.table is not None:
             frame, vocab = _node_table(ntype, config, schema)
+            _check_flag_names(ntype, pd.Index(frame[ncfg.id_column]), config, schema)
             _check_known(ntype, pd.Index(frame[ncfg.id_column]), ends)
             if vocab:
                 vocabularies[ntype] = vocab

@@ -87,6 +87,7 @@ def _largest(ends: list[End]) -> tuple[End, int] | None:
 def _gaps(present: np.ndarray, start: int, stop: int, n: int = _SHOW) -> list[int]:
     """The first ``n`` integers of ``start … stop-1`` missing from sorted
     ``present``."""
+    stop = min(stop, np.iinfo(np.int64).max)
     inside = present[(present >= start) & (present < stop)]
     bounds = np.concatenate([[start - 1], inside, [stop]]).astype(np.int64)
     out: list[int] = []

@@ -16,7 +16,7 @@ import codecs
 import csv
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -76,7 +76,6 @@ class Table:
     frame: pd.DataFrame
     first_line: int | None
     source: FileSource | None = None
-    columns_used: set[str] = field(default_factory=set)
 
     @property
     def unit(self) -> str:
@@ -108,7 +107,6 @@ class Table:
                 f"column {name!r} ({what}) is absent; columns: "
                 f"{list(self.frame.columns)}",
             )
-        self.columns_used.add(name)
         values = self.frame[name]
         na = self.source.na_values.get(name, []) if self.source else []
         na = [str(v).strip() for v in na]
