@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
+from hgt_cluster_kedro.datasets import ParquetTableSetDataset
 from hgt_cluster_kedro.graph import GraphSchema, index_tables
 from hgt_cluster_kedro.ingestion import IngestionConfig, IngestionError, ingest
 from hgt_cluster_kedro.ingestion.readers import locate_decode_error
@@ -423,8 +424,10 @@ def test_categorical_onehot_and_index(tmp_path):
     vocab = {"gender": ["F", "M"], "occupation": ["1", "2", "10"]}
     assert out.vocabularies == {"user": vocab}
     assert users.attrs["vocabularies"] == vocab
-    users.to_parquet(tmp_path / "u.parquet")  # the vocabulary travels with the table
-    assert pd.read_parquet(tmp_path / "u.parquet").attrs["vocabularies"] == vocab
+    # the vocabulary travels with the table through the raw_nodes dataset
+    dataset = ParquetTableSetDataset(filepath=str(tmp_path / "raw_nodes"))
+    dataset.save(out.nodes)
+    assert dataset.load()["user"].attrs["vocabularies"] == vocab
     index_tables(out.nodes, out.edges, schema)  # numeric features for the graph
 
 
