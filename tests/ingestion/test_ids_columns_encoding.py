@@ -387,6 +387,16 @@ def test_parquet_nulls_in_a_used_column(tmp_path):
         },
     )
     assert out.edges["rated"]["rating"].tolist() == [4.0, 1.0, 5.0]
+    pd.DataFrame(  # a null id makes the column float: filled, ids again
+        {"user": [0, None, 2], "item": [0, 0, 1], "rating": [4.0, 3.0, 5.0]}
+    ).to_parquet(tmp_path / "ratings.parquet")
+    out = _run(
+        tmp_path,
+        edges={
+            "rated": {**rated, "file": {"path": "ratings.parquet", "fill": {"user": 1}}}
+        },
+    )
+    assert out.edges["rated"]["user_id"].tolist() == [0, 1, 2]
 
 
 # ------------------------------------------------------------------ categorical

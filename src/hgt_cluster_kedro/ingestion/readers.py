@@ -125,7 +125,9 @@ class Table:
                 value = str(int(value) if isinstance(value, bool) else value)
             out = values.astype(object).copy()
             out[missing] = value
-            return out if self.first_line is None else out.astype(str)
+            if self.first_line is None:  # parquet: back to a typed column
+                return out.infer_objects()
+            return out.astype(str)
         row = int(np.flatnonzero(missing)[0])
         raise self.error(
             f"{self._missing(row, name)}{and_more(int(missing.sum()))} in a "

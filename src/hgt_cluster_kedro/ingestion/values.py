@@ -78,7 +78,7 @@ def parse_ids(table: Table, column: str, id_type: str, what: str) -> np.ndarray:
     """
     values = table.column(column, what)
     if id_type == "str":
-        return values.astype(str).str.strip().to_numpy(dtype=object)
+        return values.astype(str).to_numpy(dtype=object)
     if pd.api.types.is_integer_dtype(values):
         return values.to_numpy(dtype=np.int64)
     if pd.api.types.is_float_dtype(values):
