@@ -475,9 +475,9 @@ def ingest(
         id_column = schema.node_types[truth.node_type].id_column
         source = config.nodes.get(truth.node_type, NodeSource())
         frame = nodes[truth.node_type]
-        file_ids = source.original_id_column
-        if file_ids not in frame.columns or source.table is not None:
-            file_ids = id_column
+        compacted = source.table is None and source.count is None
+        compacted &= source.ids == "compact"
+        file_ids = source.original_id_column if compacted else id_column
         gt = _ground_truth(
             truth,
             config,

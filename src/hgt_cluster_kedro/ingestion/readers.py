@@ -112,8 +112,10 @@ class Table:
         na = [str(v).strip() for v in na]
         missing = values.isna().to_numpy().copy()
         if values.dtype == object or pd.api.types.is_string_dtype(values):
-            text = values.astype(str).str.strip()
-            missing |= (text == "").to_numpy() | text.isin(na).to_numpy()
+            text = values.astype(str)
+            missing |= (text == "").to_numpy() | text.str.isspace().to_numpy()
+            if na:
+                missing |= text.str.strip().isin(na).to_numpy()
         elif na:
             missing = missing | values.astype(str).isin(na).to_numpy()
         if not missing.any():

@@ -57,6 +57,8 @@ def _check_ascii(table: Table, values: pd.Series, text: pd.Series, column: str):
 
 def _int64_overflow(text: pd.Series) -> np.ndarray:
     """Integer strings (``_INT``) whose value lies outside the int64 range."""
+    if not len(text) or text.str.len().max() < 19:  # at most 18 digits: in range
+        return np.zeros(len(text), dtype=bool)
     negative = text.str.startswith("-").to_numpy(dtype=bool)
     digits = text.str.lstrip("+-").str.lstrip("0")
     length = digits.str.len().to_numpy()
