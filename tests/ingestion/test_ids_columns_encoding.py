@@ -442,6 +442,25 @@ def test_categorical_onehot_and_index(tmp_path):
     index_tables(out.nodes, out.edges, schema)  # numeric features for the graph
 
 
+def test_a_category_read_as_a_feature_says_where_to_declare_it(tmp_path):
+    path = _users(tmp_path, "id,gender\n0,M\n1,F\n2,M\n")
+    with pytest.raises(
+        IngestionError,
+        match=_at(
+            path,
+            2,
+            "gender",
+            r"value 'M' is not a finite number \(a category\? declare it in "
+            r"ingestion\.nodes\.user\.categorical\) \(and 2 more line\(s\)\)$",
+        ),
+    ):
+        _run(
+            tmp_path,
+            schema=_schema(["gender"]),
+            nodes={"user": {"table": {"path": "users.csv"}, "id": "id"}},
+        )
+
+
 def test_categorical_vocabulary_prefix_unknown_value_and_fill(tmp_path):
     path = _users(tmp_path, "id,gender\n0,M\n1,\n2,X\n")
     spec = {"categories": ["F", "M", "unknown"], "prefix": "g="}

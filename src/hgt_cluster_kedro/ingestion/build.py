@@ -235,7 +235,12 @@ def _node_table(
             )
             out.update(encoded)
         elif column in features:  # the schema's features must parse as numbers
-            out[column] = parse_floats(table, column, f"{what}.columns")
+            out[column] = parse_floats(
+                table,
+                column,
+                f"{what}.columns",
+                hint=f" (a category? declare it in {what}.categorical)",
+            )
         else:
             out[column] = table.column(column, f"{what}.columns").to_numpy()
     return pd.DataFrame(out), vocabularies

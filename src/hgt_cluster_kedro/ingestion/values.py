@@ -108,15 +108,21 @@ def parse_ids(table: Table, column: str, id_type: str, what: str) -> np.ndarray:
     return text.astype(np.int64).to_numpy()
 
 
-def parse_floats(table: Table, column: str, what: str) -> np.ndarray:
-    """Finite ``float64`` values of ``column`` (weights, numeric features)."""
+def parse_floats(table: Table, column: str, what: str, hint: str = "") -> np.ndarray:
+    """Finite ``float64`` values of ``column`` (weights, numeric features);
+    ``hint`` ends the message of a value that is not a number."""
     values = table.column(column, what)
     if not pd.api.types.is_numeric_dtype(values):
         _check_ascii(table, values, values.astype(str), column)
     numbers = pd.to_numeric(values, errors="coerce")
     arr = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
     _raise_first(
-        table, ~np.isfinite(arr), values, column, "value {value} is not a finite number"
+        table,
+        ~np.isfinite(arr),
+        values,
+        column,
+        "value {value} is not a finite number"
+        + hint.replace("{", "{{").replace("}", "}}"),
     )
     return arr
 
