@@ -61,6 +61,7 @@ def _config(root: Path, **changes) -> dict:
         "nodes": {
             "author": {"features": [{"path": "a_feat.npz", "prefix": "f"}]},
             "paper": {"table": {"path": "papers.parquet"}, "id": "pid"},
+            "term": {"ids": "dense"},  # terms 10 and 11 only: 0..9 kept, no edge
         },
         "edges": {
             "writes": {
@@ -123,6 +124,7 @@ def test_every_format_into_canonical_tables(root):
     paper = out.nodes["paper"]
     assert list(paper.columns) == ["paper_id", "year", "title"]
     assert out.nodes["term"]["term_id"].tolist() == list(range(12))
+    assert out.stats["isolated"] == {"author": 0, "paper": 0, "term": 10, "venue": 0}
     assert len(out.nodes["venue"]) == 2
     writes = out.edges["writes"]
     assert list(writes.columns) == ["author_id", "paper_id"]
@@ -166,7 +168,12 @@ def test_blank_lines_are_skipped_and_lines_still_counted(root):
     ("file", "content", "pattern"),
     [
         ("pa.txt", "0 0\n0 1\n1 1 7\n", r"pa\.txt, line 3: expected 2 fields, found 3"),
-        ("pa.txt", "0 0\n1\n", r"pa\.txt, line 2, column 'author_id': expected 2 "),
+        (
+            "pa.txt",
+            "0 0\n1\n",
+            r"pa\.txt, line 2, column 'author_id': expected 2 fields, found 1: no "
+            r"value in a column used by ingestion\.edges\.writes\.src",
+        ),
         (
             "pa.txt",
             "0 0\n0 1\n1 1\n2 x\n",
@@ -192,7 +199,9 @@ def test_blank_lines_are_skipped_and_lines_still_counted(root):
         (
             "terms.csv",
             "paper,term,score,when\n0,1,1,2024-01-01\n0,2,,2024-01-01\n",
-            r"terms\.csv, line 3, column 'score': expected 4 fields, found 3",
+            r"terms\.csv, line 3, column 'score': missing value \(empty field\) in "
+            r"a column used by ingestion\.edges\.has_term\.weight; set fill: "
+            r"\{score: <value>\}",
         ),
         ("terms.csv", "paper,term,weight,when\n0,1,1,1\n", r"column 'score' .*absent"),
         ("venues.tsv", "pid\tvid\n0\t0\n1\t1\t1\n", r"venues\.tsv, line 3: expected 2"),
@@ -216,7 +225,11 @@ def test_missing_file_names_path_and_setting(root):
 
 def test_not_utf8(root):
     (root / "pa.txt").write_bytes(b"0 0\n\xff\xfe 1\n")
-    with pytest.raises(IngestionError, match=r"pa\.txt: not valid utf-8 text"):
+    with pytest.raises(
+        IngestionError,
+        match=r"pa\.txt, line 2: not valid utf-8 text: invalid start byte, byte\(s\) "
+        r"ff at byte offset 4 of the file",
+    ):
         _ingest(root)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 import yaml
 
 from hgt_cluster_kedro.ingestion import IngestionError
@@ -167,6 +168,63 @@ def test_ingestion_graph_and_count_profile_on_tiny_dblp(dblp_project):
     # venues are planted per area: the profile recovers the areas
     assert metrics["nmi_k2_mean"] > 0.9 and metrics["ari_k2_std"] >= 0.0
     assert metrics["recall@50"] >= 0.0
+
+
+def _expected_tiny_dblp(raw: Path) -> dict[str, pd.DataFrame]:
+    """The canonical tables of the tiny DBLP files, read independently (numpy)."""
+
+    def pairs(name: str) -> np.ndarray:
+        return np.loadtxt(raw / name, dtype=np.int64, ndmin=2)
+
+    pa, pc, pt = pairs("pa.txt"), pairs("pc.txt"), pairs("pt.txt")
+    feats = sp.load_npz(raw / "a_feat.npz").toarray().astype(np.float32)
+    author = pd.DataFrame({"author_id": np.arange(len(feats), dtype=np.int64)})
+    author = pd.concat(
+        [author, pd.DataFrame(feats, columns=[f"f{i}" for i in range(6)])], axis=1
+    )
+
+    def ids(column: str, n: int) -> pd.DataFrame:
+        return pd.DataFrame({column: np.arange(n, dtype=np.int64)})
+
+    return {
+        "author": author,
+        "paper": ids("paper_id", int(pa[:, 0].max()) + 1),
+        "term": ids("term_id", int(pt[:, 1].max()) + 1),
+        "venue": ids("venue_id", int(pc[:, 1].max()) + 1),
+        "writes": pd.DataFrame({"author_id": pa[:, 1], "paper_id": pa[:, 0]}),
+        "has_term": pd.DataFrame({"paper_id": pt[:, 0], "term_id": pt[:, 1]}),
+        "in_venue": pd.DataFrame({"paper_id": pc[:, 0], "venue_id": pc[:, 1]}),
+        "truth": pd.DataFrame(
+            {
+                "author_id": np.arange(len(feats), dtype=np.int64),
+                "area": np.load(raw / "labels.npy").astype(np.int32),
+            }
+        ),
+    }
+
+
+@pytest.mark.parametrize("counts", ["declared", "inferred"])
+def test_dblp_ingestion_tables_are_exactly_the_files(dblp_project, counts):
+    """``conf/dblp`` as shipped (declared counts, resized to the tiny files) and
+    with inferred counts (every id 0..n-1 present: ``ids: refuse`` passes) give
+    the same tables, value for value and dtype for dtype, as the files read
+    with numpy."""
+    expected = _expected_tiny_dblp(dblp_project.raw)
+    if counts == "declared":
+
+        def declare(p):
+            for ntype in ("author", "paper", "term", "venue"):
+                p["nodes"][ntype]["count"] = len(expected[ntype])
+
+        dblp_project.edit("ingestion", declare)
+    dblp_project.run(pipeline_names=["ingestion"])
+    catalog = dblp_project.catalog()
+    nodes, edges = catalog.load("raw_nodes"), catalog.load("raw_edges")
+    for name, frame in {**nodes, **edges}.items():
+        pd.testing.assert_frame_equal(frame, expected[name], check_exact=True)
+    pd.testing.assert_frame_equal(
+        catalog.load("user_communities"), expected["truth"], check_exact=True
+    )
 
 
 def test_bad_input_stops_the_run_with_nothing_written(dblp_project):

@@ -8,10 +8,14 @@ the file, its format, its columns, and which file column holds what.
 
 from __future__ import annotations
 
+import codecs
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+#: a configured fill value (parsed like the column's other values)
+Scalar = str | int | float | bool
 
 Format = Literal["csv", "tsv", "whitespace", "parquet", "npy", "npz"]
 TEXT_FORMATS = ("csv", "tsv", "whitespace")
@@ -45,6 +49,14 @@ class FileSource(BaseModel):
             renaming of the header's columns otherwise; of a matrix's columns
             (npy / npz features).
         encoding: text encoding.
+        na_values: column -> strings that mean "missing" in that column (besides
+            an empty field, which always does; blanks around a value are
+            ignored). Only the columns the ingestion uses are checked: a missing
+            value elsewhere is never an error.
+        fill: column -> the value replacing a missing value of that column
+            (parsed like the column's other values). A missing value left
+            unfilled in a used column is an error naming the file, line and
+            column.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -55,6 +67,8 @@ class FileSource(BaseModel):
     sep: str | None = None
     names: list[str] | None = None
     encoding: str = "utf-8"
+    na_values: dict[str, list[str]] = Field(default_factory=dict)
+    fill: dict[str, Scalar] = Field(default_factory=dict)
 
     @property
     def kind(self) -> str:
@@ -87,6 +101,14 @@ class FileSource(BaseModel):
             )
         if self.names is not None and len(set(self.names)) != len(self.names):
             raise ValueError(f"{self.path}: names must be unique, got {self.names}")
+        if kind in MATRIX_FORMATS and (self.na_values or self.fill):
+            raise ValueError(f"{self.path}: na_values / fill apply to tables only")
+        try:
+            codecs.lookup(self.encoding)
+        except LookupError as exc:
+            raise ValueError(
+                f"{self.path}: unknown encoding {self.encoding!r}"
+            ) from exc
         return self
 
 
@@ -110,22 +132,73 @@ class FeatureSource(FileSource):
         return self
 
 
+class CategoricalColumn(BaseModel):
+    """A categorical column of a node table turned into numbers.
+
+    Args:
+        encoding: ``onehot``: one 0/1 column ``<prefix><value>`` per category
+            (in vocabulary order) replaces the column; ``index``: the column
+            becomes the integer position of its value in the vocabulary (for an
+            embedding lookup), the vocabulary recorded in the node table's
+            ``attrs["vocabularies"]`` (kept in its parquet metadata) and logged.
+        categories: the vocabulary in order; a value outside it is an error
+            naming the file, line and column. ``None``: the distinct values
+            seen, sorted (numerically when every value is an integer).
+        prefix: one-hot column names are ``<prefix><value>`` (default
+            ``<column>_``).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    encoding: Literal["onehot", "index"] = "onehot"
+    categories: list[str] | None = Field(default=None, min_length=1)
+    prefix: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> CategoricalColumn:
+        if self.categories is not None and len(set(self.categories)) != len(
+            self.categories
+        ):
+            raise ValueError(f"categories must be unique, got {self.categories}")
+        if self.prefix is not None and self.encoding != "onehot":
+            raise ValueError("prefix applies to encoding: onehot")
+        return self
+
+
 class NodeSource(BaseModel):
     """Where the nodes of one type come from.
 
     Either a node ``table`` (a file with an ``id`` column and feature columns),
     or nothing: the ids are then implied by the edge lists, ``0 … count-1``
-    (``count`` given, or inferred as the largest id seen + 1, or the rows of the
-    feature / label files). Feature matrices are joined by row position.
+    (``count`` given, or inferred from the ids present in the edge lists and the
+    rows of the feature / label files). Feature matrices are joined by row
+    position.
 
     Args:
         table: the node table file, or ``None`` for implied ids.
         id: column of ``table`` holding the node id (required with ``table``).
         columns: columns of ``table`` kept besides the id (default: all), by
-            their (renamed) names.
-        count: number of implied nodes (``None``: inferred).
+            their (renamed) names. Only kept columns are validated.
+        count: number of implied nodes (``None``: inferred, see ``ids``).
         id_type: ``int`` (ids must parse as integers) or ``str``.
         features: feature matrices joined by row.
+        ids: implied ids with ``count: null``, when the distinct ids present do
+            not cover ``0 … max``: ``refuse`` (default) stops naming the file
+            and line of the largest id and the number of ids missing;
+            ``compact`` renumbers the present ids ``0 … n-1`` in increasing
+            order, the file's ids kept in column ``original_id_column`` of the
+            node table (edges and label tables are renumbered alike); ``dense``
+            keeps ``0 … max``, the missing ids becoming nodes without edges.
+        original_id_column: ``ids: compact``: the node table column holding the
+            file's ids.
+        max_id: implied ids: the largest id accepted (``None``: no bound); a
+            larger one is an error naming the file, line, column and value.
+        max_id_ratio: implied ids: the node count (``count``, or ``max + 1``
+            with ``ids: dense``) may be at most this many times the number of
+            distinct ids present, so that one absurd id (3,000,000 among 2,000
+            rows, 1e10) stops the run instead of allocating its range.
+        categorical: column of ``table`` -> :class:`CategoricalColumn` (kept
+            even when ``columns`` does not list it).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -136,9 +209,27 @@ class NodeSource(BaseModel):
     count: int | None = Field(default=None, gt=0)
     id_type: Literal["int", "str"] = "int"
     features: list[FeatureSource] = Field(default_factory=list)
+    ids: Literal["refuse", "compact", "dense"] = "refuse"
+    original_id_column: str = "original_id"
+    max_id: int | None = Field(default=None, ge=0)
+    max_id_ratio: float = Field(default=10.0, ge=1.0)
+    categorical: dict[str, CategoricalColumn] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _check(self) -> NodeSource:
+        implied_only = {"ids", "original_id_column", "max_id", "max_id_ratio"}
+        if self.table is not None and implied_only & self.model_fields_set:
+            raise ValueError(
+                f"{sorted(implied_only & self.model_fields_set)} apply to implied "
+                "ids (no table)"
+            )
+        if self.table is None and self.categorical:
+            raise ValueError("categorical applies to the columns of a node table")
+        if self.count is not None and "ids" in self.model_fields_set:
+            raise ValueError(
+                f"count: {self.count} declares the ids 0..{self.count - 1}; ids "
+                "applies to an inferred count (count: null)"
+            )
         if self.table is not None:
             if self.table.kind in MATRIX_FORMATS:
                 raise ValueError(
@@ -181,6 +272,45 @@ class EdgeSource(BaseModel):
         return self
 
 
+class WideEdgeSource(BaseModel):
+    """Edges from a wide table of 0/1 flag columns (e.g. one column per genre).
+
+    Each row holds a node (column ``id``) and one flag per column of
+    ``columns``; a 1 makes an edge between the row's node and the node named
+    after the column. The flag node type's ids are the column names (strings):
+    without a node table of its own, its nodes are exactly those names.
+
+    Args:
+        file: the wide table.
+        id: column holding the row's node id.
+        columns: the flag columns (0 / 1, or booleans in parquet); any other
+            value is an error naming the file, line and column.
+        row_end: which end of the relation the row's node is (``src``: the
+            relation goes row node -> flag node).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    file: FileSource
+    id: str
+    columns: list[str] = Field(min_length=1)
+    row_end: Literal["src", "dst"] = "src"
+
+    @model_validator(mode="after")
+    def _check(self) -> WideEdgeSource:
+        if self.file.kind in MATRIX_FORMATS:
+            raise ValueError(f"{self.file.path}: a wide table must be a table")
+        if len(set(self.columns)) != len(self.columns):
+            raise ValueError(f"{self.file.path}: columns must be unique")
+        if self.id in self.columns:
+            raise ValueError(f"{self.file.path}: id {self.id!r} is a flag column")
+        return self
+
+    @property
+    def flag_end(self) -> str:
+        return "dst" if self.row_end == "src" else "src"
+
+
 class GroundTruthSource(BaseModel):
     """Ground-truth labels of one node type (kept apart from training).
 
@@ -217,8 +347,10 @@ class IngestionConfig(BaseModel):
         root: directory that relative paths are resolved against.
         nodes: node type -> :class:`NodeSource`; a schema node type not listed
             gets implied ids.
-        edges: relation of the graph schema -> :class:`EdgeSource` (every
-            relation of the schema needs one).
+        edges: relation of the graph schema -> :class:`EdgeSource`.
+        wide_to_edges: relation of the graph schema -> :class:`WideEdgeSource`
+            (every relation of the schema needs one source, here or in
+            ``edges``).
         ground_truth: labels for the evaluation, or ``None``.
     """
 
@@ -226,8 +358,21 @@ class IngestionConfig(BaseModel):
 
     root: str = "."
     nodes: dict[str, NodeSource] = Field(default_factory=dict)
-    edges: dict[str, EdgeSource] = Field(min_length=1)
+    edges: dict[str, EdgeSource] = Field(default_factory=dict)
+    wide_to_edges: dict[str, WideEdgeSource] = Field(default_factory=dict)
     ground_truth: GroundTruthSource | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> IngestionConfig:
+        if not self.edges and not self.wide_to_edges:
+            raise ValueError("ingestion needs edges (or wide_to_edges)")
+        both = sorted(set(self.edges) & set(self.wide_to_edges))
+        if both:
+            raise ValueError(
+                f"relations {both} are in both edges and wide_to_edges; give one "
+                "source per relation"
+            )
+        return self
 
     def resolve(self, path: str) -> Path:
         """``path`` resolved against ``root`` (absolute paths are kept)."""

@@ -3,12 +3,16 @@
 Every problem raises :class:`IngestionError` naming the file and, for tables,
 the line (text files: the physical line, 1-based, header included) or row
 (parquet: 0-based) and the column. Text files are read by pandas' C parser as
-strings (no type guessing), then each configured column is parsed on its own,
-so an id that does not parse is reported where it is.
+strings (no type guessing), then each column the ingestion uses is taken on its
+own (:meth:`Table.column`: missing values filled or reported) and parsed
+(:mod:`.values`), so a value that does not parse is reported where it is and a
+column that is not used is never checked. A byte that does not decode is
+reported with its line and byte offset in the file.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import logging
 import time
@@ -24,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 _SHOW = 5
 _SEPARATORS = {"csv": ",", "tsv": "\t", "whitespace": r"\s+"}
-_INT = r"[+-]?\d+"
+_CHUNK = 1 << 20
 
 
 class IngestionError(ValueError):
@@ -71,6 +75,7 @@ class Table:
     path: Path
     frame: pd.DataFrame
     first_line: int | None
+    source: FileSource | None = None
 
     @property
     def unit(self) -> str:
@@ -88,14 +93,70 @@ class Table:
         )
 
     def column(self, name: str, what: str) -> pd.Series:
-        """Column ``name`` (``what`` says which setting named it)."""
+        """Column ``name`` (``what`` says which setting named it), its missing
+        values (empty fields, the file's ``na_values`` of the column, nulls)
+        replaced by the file's ``fill`` of the column.
+
+        Raises:
+            IngestionError: the column is absent, or a missing value is left
+                unfilled (naming the first line and how many more there are).
+        """
         if name not in self.frame.columns:
             raise IngestionError(
                 self.path,
                 f"column {name!r} ({what}) is absent; columns: "
                 f"{list(self.frame.columns)}",
             )
-        return self.frame[name]
+        values = self.frame[name]
+        na = self.source.na_values.get(name, []) if self.source else []
+        na = [str(v).strip() for v in na]
+        missing = values.isna().to_numpy().copy()
+        if values.dtype == object or pd.api.types.is_string_dtype(values):
+            text = values.astype(str)
+            missing |= (text == "").to_numpy() | text.str.isspace().to_numpy()
+            if na:
+                missing |= text.str.strip().isin(na).to_numpy()
+        elif na:
+            missing = missing | values.astype(str).isin(na).to_numpy()
+        if not missing.any():
+            return values
+        fill = self.source.fill if self.source else {}
+        if name in fill:
+            value = fill[name]
+            if self.first_line is not None:  # text: values are strings
+                value = str(int(value) if isinstance(value, bool) else value)
+            out = values.astype(object).copy()
+            out[missing] = value
+            if self.first_line is None:  # parquet: back to a typed column
+                return out.infer_objects()
+            return out.astype(str)
+        row = int(np.flatnonzero(missing)[0])
+        raise self.error(
+            f"{self._missing(row, name)}{and_more(int(missing.sum()))} in a "
+            f"column used by {what}; set fill: {{{name}: <value>}} (and na_values) "
+            "in this file's settings, or do not use the column",
+            row=int(values.index[row]),
+            column=name,
+        )
+
+    def _missing(self, pos: int, name: str) -> str:
+        """What a missing value at data row position ``pos`` is."""
+        value = self.frame[name].iloc[pos]
+        if self.first_line is None:
+            return f"missing value {_plain(value)!r}"
+        if str(value).strip():
+            return f"missing value {value!r} (na_values)"
+        line = self.where(int(self.frame.index[pos]))
+        assert self.source is not None
+        found = _fields_on_line(self.path, self.source, line)
+        expected = self.frame.shape[1]
+        if found is not None and found < expected:
+            return f"expected {expected} fields, found {found}: no value"
+        return "missing value (empty field)"
+
+
+def _plain(value: object) -> object:
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def check_file(path: Path, what: str) -> None:
@@ -125,15 +186,73 @@ def _bad_line(path: Path, source: FileSource, expected: int) -> tuple[int, int] 
     return None
 
 
+def _fields_on_line(path: Path, source: FileSource, line: int) -> int | None:
+    """Number of fields on physical line ``line`` (1-based), or ``None``."""
+    with path.open(encoding=source.encoding, newline="") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if number == line:
+                return _field_count(raw.rstrip("\r\n"), source.kind, source.sep)
+    return None
+
+
+def locate_decode_error(
+    path: Path, encoding: str
+) -> tuple[int, int, str, bytes] | None:
+    """``(line, byte offset, reason, bad bytes)`` of the first byte sequence of
+    ``path`` that does not decode as ``encoding``, or ``None``.
+
+    The file is decoded incrementally in 1 MiB chunks, so the offset is the
+    byte's position in the whole file (0-based) and the line counts the line
+    breaks decoded before it (1-based).
+    """
+    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    line, offset = 1, 0
+    with path.open("rb") as handle:
+        while True:
+            chunk = handle.read(_CHUNK)
+            pending = len(decoder.getstate()[0])
+            try:
+                text = decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as exc:
+                good = exc.object[: exc.start].decode(encoding, errors="replace")
+                return (
+                    line + good.count("\n"),
+                    offset - pending + exc.start,
+                    exc.reason,
+                    bytes(exc.object[exc.start : exc.end]),
+                )
+            if not chunk:
+                return None
+            line += text.count("\n")
+            offset += len(chunk)
+
+
+def _decode_error(path: Path, encoding: str, exc: UnicodeDecodeError):
+    found = locate_decode_error(path, encoding)
+    if found is None:  # pandas saw what a plain decode does not: keep its words
+        return IngestionError(path, f"not valid {encoding} text ({exc.reason})")
+    line, offset, reason, bad = found
+    return IngestionError(
+        path,
+        f"not valid {encoding} text: {reason}, byte(s) {bad.hex(' ')} at byte "
+        f"offset {offset} of the file; set the file's encoding (e.g. latin-1, "
+        f"cp1252) if it is not {encoding}",
+        line=line,
+    )
+
+
 def read_table(source: FileSource, path: Path, what: str) -> Table:
     """Read a csv / tsv / whitespace / parquet table as configured.
 
-    Text files are read as strings; blank lines are skipped; a line with more or
-    fewer fields than the header (or ``names``), or an empty field, is an error
-    naming the file and the line.
+    Text files are read as strings; blank lines are skipped; a line with more
+    fields than the header (or ``names``) is an error naming the file and the
+    line. A line with fewer fields, or an empty field, is a missing value in the
+    columns concerned, an error only where a used column is missing a value
+    (see :meth:`Table.column`).
 
     Raises:
-        IngestionError: missing file, unreadable file, malformed line.
+        IngestionError: missing file, unreadable or undecodable file, malformed
+            line.
     """
     check_file(path, what)
     start = time.perf_counter()
@@ -143,11 +262,14 @@ def read_table(source: FileSource, path: Path, what: str) -> Table:
             frame = pd.read_parquet(path)
         except Exception as exc:  # pyarrow raises several types
             raise IngestionError(path, f"cannot read as parquet: {exc}") from exc
-        table = Table(path, frame.reset_index(drop=True), None)
+        table = Table(path, frame.reset_index(drop=True), None, source)
         if source.names:
             table = _rename(table, source.names)
     elif kind in TEXT_FORMATS:
-        table = _read_text(source, path)
+        try:
+            table = _read_text(source, path)
+        except UnicodeDecodeError as exc:
+            raise _decode_error(path, source.encoding, exc) from exc
     else:
         raise IngestionError(path, f"format {kind!r} is not a table ({what})")
     logger.info(
@@ -190,10 +312,6 @@ def _read_text(source: FileSource, path: Path) -> Table:
         frame = pd.read_csv(path, **kwargs)
     except pd.errors.EmptyDataError as exc:
         raise IngestionError(path, "the file is empty") from exc
-    except UnicodeDecodeError as exc:
-        raise IngestionError(
-            path, f"not valid {source.encoding} text ({exc.reason} at byte {exc.start})"
-        ) from exc
     except pd.errors.ParserError as exc:
         expected = _expected_fields(path, source)
         bad = _bad_line(path, source, expected) if expected else None
@@ -203,12 +321,20 @@ def _read_text(source: FileSource, path: Path) -> Table:
             path, f"expected {expected} fields, found {bad[1]}", line=bad[0]
         ) from exc
     first_line = 2 if header else 1
-    table = Table(path, frame, first_line)
+    table = Table(path, frame, first_line, source)
     if header and source.names:
         table = _rename(table, source.names)
     elif not header and frame.shape[1] != len(source.names or []):
         raise IngestionError(path, f"expected {len(source.names or [])} fields")
-    return _drop_blank(_check_fields(table))
+    for setting in ("na_values", "fill"):
+        unknown = sorted(set(getattr(source, setting)) - set(table.frame.columns))
+        if unknown:
+            raise IngestionError(
+                path,
+                f"{setting} names column(s) {unknown} that the file does not have; "
+                f"columns: {list(table.frame.columns)}",
+            )
+    return _drop_blank(table)
 
 
 def _expected_fields(path: Path, source: FileSource) -> int | None:
@@ -221,33 +347,14 @@ def _expected_fields(path: Path, source: FileSource) -> int | None:
     return None
 
 
-def _check_fields(table: Table) -> Table:
-    """An empty field on a non-blank line is a malformed line."""
-    frame = table.frame
-    if frame.empty:
-        return table
-    empty = np.column_stack([(frame[c] == "").to_numpy() for c in frame.columns])
-    blank = empty.all(axis=1)
-    bad = empty.any(axis=1) & ~blank
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        cols = [c for c, e in zip(frame.columns, empty[row], strict=True) if e]
-        found = frame.shape[1] - len(cols)
-        raise table.error(
-            f"expected {frame.shape[1]} fields, found {found} (missing or empty "
-            f"{cols}){and_more(int(bad.sum()))}",
-            row=row,
-            column=str(cols[0]),
-        )
-    return table
-
-
 def _drop_blank(table: Table) -> Table:
     """Drop blank lines, keeping each row's line number in the index."""
     frame = table.frame
     if frame.empty:
         return table
-    blank = np.logical_and.reduce([(frame[c] == "").to_numpy() for c in frame.columns])
+    blank = np.logical_and.reduce(
+        [(frame[c].fillna("").str.strip() == "").to_numpy() for c in frame.columns]
+    )
     if blank.any():
         table.frame = frame[~blank]
     return table
@@ -256,96 +363,6 @@ def _drop_blank(table: Table) -> Table:
 def and_more(n: int) -> str:
     """Suffix `` (and n-1 more line(s))`` of a message about n problems."""
     return f" (and {n - 1} more line(s))" if n > 1 else ""
-
-
-def _first_bad(table: Table, bad: np.ndarray, values: pd.Series) -> tuple[int, str]:
-    pos = int(np.flatnonzero(bad)[0])
-    value = values.iloc[pos]
-    value = value.item() if isinstance(value, np.generic) else value
-    return int(values.index[pos]), repr(value)
-
-
-def parse_ids(table: Table, column: str, id_type: str, what: str) -> np.ndarray:
-    """Node ids of ``column``: ``int64`` (``id_type="int"``) or strings.
-
-    Raises:
-        IngestionError: the column is absent, or an id does not parse (naming
-            the first bad line and how many more there are).
-    """
-    values = table.column(column, what)
-    if id_type == "str":
-        if pd.api.types.is_numeric_dtype(values):
-            return values.astype(str).to_numpy(dtype=object)
-        bad = values.isna().to_numpy() | (values.astype(str).str.len() == 0)
-        if bad.any():
-            row, shown = _first_bad(table, bad, values)
-            raise table.error(f"empty id {shown}", row=row, column=column)
-        return values.astype(str).to_numpy(dtype=object)
-    if pd.api.types.is_integer_dtype(values) and not values.isna().any():
-        return values.to_numpy(dtype=np.int64)
-    if pd.api.types.is_float_dtype(values):
-        arr = values.to_numpy(dtype=np.float64, na_value=np.nan)
-        bad = ~np.isfinite(arr) | (arr != np.round(arr))
-    elif pd.api.types.is_bool_dtype(values):
-        bad = np.ones(len(values), dtype=bool)
-    else:
-        text = values.astype(str).str.strip()
-        bad = ~text.str.fullmatch(_INT).fillna(False).to_numpy(dtype=bool)
-        bad |= values.isna().to_numpy()
-    if bad.any():
-        row, shown = _first_bad(table, bad, values)
-        raise table.error(
-            f"id {shown} is not an integer{and_more(int(bad.sum()))}",
-            row=row,
-            column=column,
-        )
-    if pd.api.types.is_float_dtype(values):
-        return values.to_numpy(dtype=np.float64).astype(np.int64)
-    try:
-        return values.astype(str).str.strip().astype(np.int64).to_numpy()
-    except (OverflowError, ValueError) as exc:
-        raise table.error(f"ids out of the int64 range: {exc}", column=column) from exc
-
-
-def parse_floats(table: Table, column: str, what: str) -> np.ndarray:
-    """Finite ``float64`` values of ``column`` (weights, numeric features)."""
-    values = table.column(column, what)
-    numbers = pd.to_numeric(values, errors="coerce")
-    arr = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        row, shown = _first_bad(table, bad, values)
-        raise table.error(
-            f"value {shown} is not a finite number{and_more(int(bad.sum()))}",
-            row=row,
-            column=column,
-        )
-    return arr
-
-
-def parse_times(table: Table, column: str, what: str) -> np.ndarray:
-    """Timestamps of ``column``: integers as they are, else ``datetime64[ms]``."""
-    values = table.column(column, what)
-    if pd.api.types.is_datetime64_any_dtype(values):
-        bad = values.isna().to_numpy()
-        parsed = values
-    elif pd.api.types.is_integer_dtype(values):
-        return values.to_numpy(dtype=np.int64)
-    else:
-        text = values.astype(str).str.strip()
-        if text.str.fullmatch(_INT).all():
-            return text.astype(np.int64).to_numpy()
-        parsed = pd.to_datetime(text, errors="coerce", format="ISO8601")
-        bad = parsed.isna().to_numpy()
-    if bad.any():
-        row, shown = _first_bad(table, bad, values)
-        raise table.error(
-            f"time {shown} is neither an integer nor an ISO date"
-            f"{and_more(int(bad.sum()))}",
-            row=row,
-            column=column,
-        )
-    return parsed.to_numpy().astype("datetime64[ms]")
 
 
 def read_matrix(source: FileSource, path: Path, what: str) -> np.ndarray:
