@@ -54,6 +54,8 @@ class KnownForConfig(BaseModel):
             (or none) instead of a neighbour's community.
         init: ``neighbors`` (``k`` seed producers and their neighbours) or
             ``random`` (uniform labels).
+        null_model: cost of a pair inside a community: ``uniform`` (the paper)
+            or ``degree`` (modularity's expected similarity; robust to hubs).
         tolerance: stop when fewer than this fraction of producers moved in an
             epoch.
         seed: random seed.
@@ -70,6 +72,7 @@ class KnownForConfig(BaseModel):
     inverse_temperature: float = Field(default=20.0, gt=0.0)
     p_random: float = Field(default=0.05, ge=0.0, le=1.0)
     init: Literal["neighbors", "random"] = "neighbors"
+    null_model: Literal["uniform", "degree"] = "uniform"
     tolerance: float = Field(default=0.001, ge=0.0, le=1.0)
     seed: int = Field(default=0, ge=0)
     compare_leiden: bool = False
@@ -121,20 +124,31 @@ class SimClustersConfig(BaseModel):
     """All parameters of pipeline ``simclusters``.
 
     Args:
-        follow_relation: relation (consumer = ``user_type`` -> producer) whose
+        follow_relation: relation (consumer = ``user_type`` -> producer), or a
+            list of relations with the same producer type (their union), whose
             bipartite graph defines the communities.
+        follow_weights: weight of each follow relation in ``A`` for InterestedIn
+            and producer embeddings (``null``: 1 each; the similarity always
+            uses the binary union).
         engagement_relations: relations (``user_type`` -> ``item_type``) whose
             engagers' InterestedIn make the item embeddings.
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    follow_relation: str
+    follow_relation: str | list[str]
+    follow_weights: dict[str, float] | None = None
     engagement_relations: list[str] = Field(min_length=1)
     similarity: SimilarityConfig = Field(default_factory=SimilarityConfig)
     knownfor: KnownForConfig = Field(default_factory=KnownForConfig)
     interested_in: InterestedInConfig = Field(default_factory=InterestedInConfig)
     embeddings: EmbeddingsConfig = Field(default_factory=EmbeddingsConfig)
+
+    @property
+    def follow_relations(self) -> list[str]:
+        """``follow_relation`` as a list."""
+        fr = self.follow_relation
+        return [fr] if isinstance(fr, str) else list(fr)
 
     @classmethod
     def parse(cls, params: dict[str, Any] | SimClustersConfig) -> SimClustersConfig:
@@ -155,18 +169,38 @@ class SimClustersConfig(BaseModel):
     def check_graph(self, schema: GraphSchema, num_nodes: dict[str, int]) -> str:
         """Check the relations and ``k`` against the graph; return the producer
         node type."""
-        rel = schema.relations.get(self.follow_relation)
-        if rel is None:
+        producers = set()
+        if not self.follow_relations:
+            raise ValueError("simclusters.follow_relation: no relation given")
+        for name in self.follow_relations:
+            rel = schema.relations.get(name)
+            if rel is None:
+                raise ValueError(
+                    f"simclusters.follow_relation={name!r} is not a relation of the "
+                    f"graph schema; known: {sorted(schema.relations)}"
+                )
+            if rel.src != schema.user_type:
+                raise ValueError(
+                    f"simclusters.follow_relation={name!r} goes {rel.src} -> "
+                    f"{rel.dst}; its consumers must be the users ({schema.user_type})"
+                )
+            producers.add(rel.dst)
+        if len(producers) > 1:
             raise ValueError(
-                f"simclusters.follow_relation={self.follow_relation!r} is not a "
-                f"relation of the graph schema; known: {sorted(schema.relations)}"
+                f"simclusters.follow_relation={self.follow_relation!r}: the relations "
+                f"go to different producer types {sorted(producers)}"
             )
-        if rel.src != schema.user_type:
-            raise ValueError(
-                f"simclusters.follow_relation={self.follow_relation!r} goes "
-                f"{rel.src} -> {rel.dst}; its consumers must be the users "
-                f"({schema.user_type})"
-            )
+        producer_type = producers.pop()
+        for name, w in (self.follow_weights or {}).items():
+            if name not in self.follow_relations:
+                raise ValueError(
+                    f"simclusters.follow_weights: {name!r} is not one of "
+                    f"follow_relation {self.follow_relations}"
+                )
+            if not w > 0:
+                raise ValueError(
+                    f"simclusters.follow_weights.{name} must be > 0, got {w}"
+                )
         for name in self.engagement_relations:
             eng = schema.relations.get(name)
             if eng is None:
@@ -180,10 +214,10 @@ class SimClustersConfig(BaseModel):
                     f"{eng.dst}; engagements must go {schema.user_type} -> "
                     f"{schema.item_type}"
                 )
-        n_producers = int(num_nodes[rel.dst])
+        n_producers = int(num_nodes[producer_type])
         if self.knownfor.k > n_producers:
             raise ValueError(
                 f"simclusters.knownfor.k={self.knownfor.k} is larger than the number "
-                f"of producers ({n_producers} {rel.dst} nodes)"
+                f"of producers ({n_producers} {producer_type} nodes)"
             )
-        return rel.dst
+        return producer_type

@@ -33,6 +33,10 @@ import scipy.sparse as sp
 
 logger = logging.getLogger(__name__)
 
+#: cost of a pair inside a community: ``uniform`` (the paper's non-edge count)
+#: or ``degree`` (its expected similarity ``s_i s_j / 2m``, as modularity)
+NULL_MODELS = ("uniform", "degree")
+
 
 @dataclass
 class KnownFor:
@@ -83,31 +87,47 @@ def _init_neighbors(indptr, indices, k, seed):  # pragma: no cover - compiled
 
 @numba.njit(cache=True)
 def _objective(  # noqa: PLR0917 - numba has no keyword-only arguments
-    indptr, indices, weights, z, size, lam
-):  # pragma: no cover
+    indptr, indices, weights, mass, z, k, lam
+):  # pragma: no cover - compiled
     inside = 0.0
+    total = np.zeros(k, np.float64)
+    squares = 0.0
     for i in range(indptr.size - 1):
         if z[i] < 0:
             continue
+        total[z[i]] += mass[i]
+        squares += mass[i] * mass[i]
         for p in range(indptr[i], indptr[i + 1]):
             if z[indices[p]] == z[i]:
                 inside += weights[p]
     pairs = 0.0
-    for c in range(size.size):
-        pairs += size[c] * (size[c] - 1) / 2.0
-    return inside / 2.0 - lam * pairs
+    for c in range(k):
+        pairs += total[c] * total[c]
+    return inside / 2.0 - lam * (pairs - squares) / 2.0
 
 
 @numba.njit(cache=True)
 def _sweeps(  # noqa: PLR0917 - numba has no keyword-only arguments
-    indptr, indices, weights, strength, z, k, epochs, lam, beta, p_random, tol, seed
+    indptr,
+    indices,
+    weights,
+    strength,
+    mass,
+    z,
+    k,
+    epochs,
+    lam,
+    beta,
+    p_random,
+    tol,
+    seed,
 ):  # pragma: no cover - compiled
     np.random.seed(seed)
     n = indptr.size - 1
-    size = np.zeros(k, np.int64)
+    size = np.zeros(k, np.float64)  # community mass: producers, or strength
     for i in range(n):
         if z[i] >= 0:
-            size[z[i]] += 1
+            size[z[i]] += mass[i]
     acc = np.zeros(k, np.float64)
     objective = np.zeros(epochs, np.float64)
     moved_hist = np.zeros(epochs, np.int64)
@@ -130,14 +150,15 @@ def _sweeps(  # noqa: PLR0917 - numba has no keyword-only arguments
             else:
                 prop = z[indices[s + np.random.randint(0, e - s)]]
             if prop != cur:
-                g_cur = 0.0 if cur < 0 else acc[cur] - lam * (size[cur] - 1)
-                g_new = 0.0 if prop < 0 else acc[prop] - lam * size[prop]
+                m = mass[i]
+                g_cur = 0.0 if cur < 0 else acc[cur] - lam * m * (size[cur] - m)
+                g_new = 0.0 if prop < 0 else acc[prop] - lam * m * size[prop]
                 delta = (g_new - g_cur) / strength[i]
                 if delta >= 0.0 or np.random.random() < np.exp(beta * delta):
                     if cur >= 0:
-                        size[cur] -= 1
+                        size[cur] -= m
                     if prop >= 0:
-                        size[prop] += 1
+                        size[prop] += m
                     z[i] = prop
                     moved += 1
             for p in range(s, e):
@@ -146,7 +167,7 @@ def _sweeps(  # noqa: PLR0917 - numba has no keyword-only arguments
                     acc[c] = 0.0
             if cur >= 0:
                 acc[cur] = 0.0
-        objective[ep] = _objective(indptr, indices, weights, z, size, lam)
+        objective[ep] = _objective(indptr, indices, weights, mass, z, k, lam)
         moved_hist[ep] = moved
         run = ep + 1
         if moved < tol * n:
@@ -190,6 +211,7 @@ def knownfor(
     inverse_temperature: float = 20.0,
     p_random: float = 0.05,
     init: str = "neighbors",
+    null_model: str = "uniform",
     tolerance: float = 0.001,
     seed: int = 0,
 ) -> KnownFor:
@@ -203,6 +225,10 @@ def knownfor(
         inverse_temperature: ``β`` of the acceptance probability.
         p_random: probability of a uniformly random proposal.
         init: ``neighbors`` or ``random``.
+        null_model: ``uniform`` (``λ = penalty ×`` mean pair similarity, every
+            pair inside costs ``λ``) or ``degree`` (a pair costs
+            ``penalty · s_i s_j / 2m``: the modularity null model, robust to hub
+            producers).
         tolerance: stop once fewer than ``tolerance * n`` producers move.
         seed: random seed (same seed, same result).
 
@@ -219,6 +245,11 @@ def knownfor(
         raise ValueError(
             f"simclusters.knownfor.init must be 'neighbors' or 'random', got {init!r}"
         )
+    if null_model not in NULL_MODELS:
+        raise ValueError(
+            f"simclusters.knownfor.null_model must be one of {NULL_MODELS}, "
+            f"got {null_model!r}"
+        )
     if not 0.0 <= p_random <= 1.0:
         raise ValueError(
             f"simclusters.knownfor.p_random must be in [0, 1], got {p_random}"
@@ -228,7 +259,12 @@ def knownfor(
     indices = sim.indices.astype(np.int64)
     weights = sim.data.astype(np.float64)
     strength = np.asarray(sim.sum(axis=1)).ravel()
-    lam = penalty * weights.sum() / max(n * (n - 1), 1)
+    if null_model == "uniform":  # the paper: every pair inside costs the same
+        mass = np.ones(n)
+        lam = penalty * weights.sum() / max(n * (n - 1), 1)
+    else:  # degree-corrected: a pair costs its expected similarity s_i s_j / 2m
+        mass = strength.copy()
+        lam = penalty / max(weights.sum(), 1e-30)
     if init == "neighbors":
         z = _init_neighbors(indptr, indices, k, seed)
     else:
@@ -240,6 +276,7 @@ def knownfor(
         indices,
         weights,
         strength,
+        mass,
         z,
         k,
         epochs,

@@ -22,14 +22,20 @@ def relation_matrix(csr: HeteroCSR, edge_type: tuple[str, str, str]) -> sp.csr_m
 
 
 def engagement_matrix(
-    csr: HeteroCSR, edge_types: Sequence[tuple[str, str, str]]
+    csr: HeteroCSR,
+    edge_types: Sequence[tuple[str, str, str]],
+    weights: Sequence[float] | None = None,
 ) -> sp.csr_matrix:
-    """Binary user × item CSR of the union of ``edge_types`` (a pair engaged
-    through several relations counts once)."""
+    """User × item CSR of ``edge_types``: binary union (a pair engaged through
+    several relations counts once) or, with ``weights``, the weighted sum
+    ``Σ_r w_r A_r``."""
     total = None
-    for et in edge_types:
+    for j, et in enumerate(edge_types):
         mat = relation_matrix(csr, et)
+        if weights is not None:
+            mat = mat * np.float32(weights[j])
         total = mat if total is None else total + mat
     total = sp.csr_matrix(total)
-    total.data[:] = 1.0
+    if weights is None:
+        total.data[:] = 1.0
     return total
