@@ -34,6 +34,7 @@ DEFAULT_PIPELINES = (
     "twhin",
     "hgt",
     "count_profile",
+    "simclusters",
     "clustering",
     "som",
     "evaluation",

@@ -50,7 +50,7 @@ def _c2i_channels() -> Pipeline:
                     "params:c2i",
                 ],
                 outputs=f"{method}.c2i_metrics",
-                name=f"{method}.evaluate_c2i",
+                name="evaluate_c2i",
                 namespace=method,
             )
             for method in METHODS
@@ -75,7 +75,7 @@ def _simclusters_u2i() -> Pipeline:
                     "u2i_params": "params:simclusters_u2i",
                 },
                 outputs="simclusters.u2i_metrics",
-                name="simclusters.evaluate_u2i",
+                name="evaluate_u2i",
                 namespace="simclusters",
             )
         ]
