@@ -198,3 +198,16 @@ def test_k_larger_than_producers_is_an_error(graph):
     sim = producer_similarity(a, top_n=5)
     with pytest.raises(ValueError, match=r"simclusters\.knownfor\.k"):
         knownfor(sim, a.shape[1] + 1)
+
+
+def test_knownfor_degree_null_model_and_restarts(graph):
+    a, _, prod_comm = graph
+    sim = producer_similarity(a, top_n=20)
+    one = knownfor(sim, 4, null_model="degree", seed=2)
+    best = knownfor(sim, 4, null_model="degree", restarts=3, seed=2)
+    assert normalized_mutual_info_score(prod_comm, best.labels) > 0.9
+    # the first chain of the restarts is the single run; the best is kept
+    assert best.history["restart_objectives"][0] == one.history["objective"][-1]
+    assert best.history["objective"][-1] == max(best.history["restart_objectives"])
+    with pytest.raises(ValueError, match="null_model"):
+        knownfor(sim, 4, null_model="cosine")

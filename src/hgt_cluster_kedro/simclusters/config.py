@@ -58,6 +58,7 @@ class KnownForConfig(BaseModel):
             or ``degree`` (modularity's expected similarity; robust to hubs).
         tolerance: stop when fewer than this fraction of producers moved in an
             epoch.
+        restarts: independent chains; the highest final objective is kept.
         seed: random seed.
         compare_leiden: also run Leiden on the same graph (needs the ``bench``
             extra) and put time / modularity / agreement in the report.
@@ -74,6 +75,7 @@ class KnownForConfig(BaseModel):
     init: Literal["neighbors", "random"] = "neighbors"
     null_model: Literal["uniform", "degree"] = "uniform"
     tolerance: float = Field(default=0.001, ge=0.0, le=1.0)
+    restarts: int = Field(default=1, gt=0)
     seed: int = Field(default=0, ge=0)
     compare_leiden: bool = False
     leiden_resolution: float = Field(default=1.0, gt=0.0)

@@ -213,6 +213,7 @@ def knownfor(
     init: str = "neighbors",
     null_model: str = "uniform",
     tolerance: float = 0.001,
+    restarts: int = 1,
     seed: int = 0,
 ) -> KnownFor:
     """Metropolis–Hastings KnownFor communities of a symmetric similarity graph.
@@ -230,6 +231,8 @@ def knownfor(
             ``penalty · s_i s_j / 2m``: the modularity null model, robust to hub
             producers).
         tolerance: stop once fewer than ``tolerance * n`` producers move.
+        restarts: independent chains (seeds ``seed``, ``seed + 2``, …); the one
+            with the highest final objective is kept.
         seed: random seed (same seed, same result).
 
     Returns:
@@ -245,6 +248,8 @@ def knownfor(
         raise ValueError(
             f"simclusters.knownfor.init must be 'neighbors' or 'random', got {init!r}"
         )
+    if restarts < 1:
+        raise ValueError(f"simclusters.knownfor.restarts must be >= 1, got {restarts}")
     if null_model not in NULL_MODELS:
         raise ValueError(
             f"simclusters.knownfor.null_model must be one of {NULL_MODELS}, "
@@ -265,34 +270,43 @@ def knownfor(
     else:  # degree-corrected: a pair costs its expected similarity s_i s_j / 2m
         mass = strength.copy()
         lam = penalty / max(weights.sum(), 1e-30)
-    if init == "neighbors":
-        z = _init_neighbors(indptr, indices, k, seed)
-    else:
-        rng = np.random.default_rng(seed)
-        z = rng.integers(0, k, size=n).astype(np.int64)
-        z[strength == 0] = -1
-    objective, moved = _sweeps(
-        indptr,
-        indices,
-        weights,
-        strength,
-        mass,
-        z,
-        k,
-        epochs,
-        lam,
-        float(inverse_temperature),
-        float(p_random),
-        float(tolerance),
-        seed + 1,
-    )
+    best = None
+    finals = []
+    for run in range(restarts):
+        run_seed = seed + 2 * run
+        if init == "neighbors":
+            z = _init_neighbors(indptr, indices, k, run_seed)
+        else:
+            rng = np.random.default_rng(run_seed)
+            z = rng.integers(0, k, size=n).astype(np.int64)
+            z[strength == 0] = -1
+        objective, moved = _sweeps(
+            indptr,
+            indices,
+            weights,
+            strength,
+            mass,
+            z,
+            k,
+            epochs,
+            lam,
+            float(inverse_temperature),
+            float(p_random),
+            float(tolerance),
+            run_seed + 1,
+        )
+        finals.append(float(objective[-1]))
+        if best is None or finals[-1] > best[0]:
+            best = (finals[-1], z, objective, moved)
+    _, z, objective, moved = best
     scores = _scores(indptr, indices, weights, strength, z)
     seconds = time.perf_counter() - start
     logger.info(
-        "KnownFor (MH): %d producers, k=%d, %d epochs in %.2f s, %d assigned, "
-        "objective %.4g",
+        "KnownFor (MH): %d producers, k=%d, %d restarts, %d epochs in %.2f s, "
+        "%d assigned, objective %.4g",
         n,
         k,
+        restarts,
         objective.size,
         seconds,
         int((z >= 0).sum()),
@@ -307,6 +321,7 @@ def knownfor(
             "moved": moved.astype(float).tolist(),
             "seconds": [seconds],
             "penalty_lambda": [lam],
+            "restart_objectives": finals,
         },
     )
 

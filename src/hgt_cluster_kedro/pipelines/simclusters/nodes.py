@@ -155,6 +155,7 @@ def build_knownfor(
         init=kf_cfg.init,
         null_model=kf_cfg.null_model,
         tolerance=kf_cfg.tolerance,
+        restarts=kf_cfg.restarts,
         seed=kf_cfg.seed,
     )
     sizes = np.bincount(result.labels[result.labels >= 0], minlength=kf_cfg.k)
@@ -162,6 +163,7 @@ def build_knownfor(
         "metropolis_hastings": {
             "seconds": result.history["seconds"][0],
             "epochs": len(result.history["objective"]),
+            "restart_objectives": result.history["restart_objectives"],
             "objective": result.history["objective"],
             "moved": result.history["moved"],
             "modularity": modularity(sim, result.labels),
