@@ -17,6 +17,7 @@ split 60 / 25 / 15 % over follow / comment / share as in ``bench_generation``):
     python benchmarks/bench_simclusters.py                       # 10 M edges
     python benchmarks/bench_simclusters.py --edges 1000000       # reduced
     python benchmarks/bench_simclusters.py --dask-edges 10000000 100000000
+    python benchmarks/bench_simclusters.py --edges 10000000 --append  # add a size
 
 Parameters are conf/base/parameters_simclusters.yml with ``k`` = 64.
 """
@@ -24,6 +25,7 @@ Parameters are conf/base/parameters_simclusters.yml with ``k`` = 64.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import threading
 import time
@@ -357,6 +359,11 @@ def main() -> None:
         default=None,
         help="InterestedIn block (default: parameters file)",
     )
+    parser.add_argument(
+        "--append",
+        action="store_true",
+        help="keep the records of other sizes already in results/simclusters.json",
+    )
     args = parser.parse_args()
     records: list[dict] = []
     follow, v, ii_args = end_to_end(args.edges, records)
@@ -371,6 +378,14 @@ def main() -> None:
         if args.block_rows:
             a2["block_rows"] = args.block_rows
         local_vs_dask(f2, v2, a2, n, records)
+    if args.append:
+        path = Path(__file__).resolve().parent / "results/simclusters.json"
+        if path.exists():
+            ours = {r["benchmark"] for r in records}
+            old = [
+                r for r in json.loads(path.read_text()) if r["benchmark"] not in ours
+            ]
+            records = old + records
     print(write_results("simclusters", records))
 
 
