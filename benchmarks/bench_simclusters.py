@@ -153,6 +153,7 @@ def end_to_end(n_edges: int, records: list[dict]) -> tuple:
     p = _params()
     warm = sp.random(50, 50, density=0.2, random_state=0, format="csr")
     knownfor(warm.maximum(warm.T).tocsr(), 2, epochs=1)  # compile outside timing
+    producer_similarity(warm, top_n=2)
     mats, topics, comms, gen_s = make_graph(n_edges)
     bench = f"simclusters_{n_edges // 1_000_000}M" if n_edges >= 1e6 else "simclusters"
     total_edges = int(sum(m.nnz for m in mats.values()))
@@ -178,6 +179,7 @@ def end_to_end(n_edges: int, records: list[dict]) -> tuple:
         min_consumers=s["min_consumers"],
         max_consumer_degree=s["max_consumer_degree"],
         block_producers=s["block_producers"],
+        kernel=s.get("kernel", "numba"),
     )
     steps["similarity"] = time.perf_counter() - start
     kfp = {

@@ -211,3 +211,13 @@ def test_knownfor_degree_null_model_and_restarts(graph):
     assert best.history["objective"][-1] == max(best.history["restart_objectives"])
     with pytest.raises(ValueError, match="null_model"):
         knownfor(sim, 4, null_model="cosine")
+
+
+def test_similarity_kernels_agree(graph):
+    a, _, _ = graph
+    for kwargs in ({"top_n": 7, "threshold": 0.0}, {"top_n": 30, "threshold": 0.1}):
+        fast = producer_similarity(a, kernel="numba", **kwargs)
+        ref = producer_similarity(a, kernel="scipy", block_producers=50, **kwargs)
+        assert (fast != ref).nnz == 0 or abs(fast - ref).max() < 1e-6
+        np.testing.assert_array_equal(fast.indptr, ref.indptr)
+        np.testing.assert_array_equal(fast.indices, ref.indices)

@@ -29,6 +29,8 @@ class SimilarityConfig(BaseModel):
             the similarity (their pairs cost ``degree²`` and carry little signal);
             ``null`` keeps everyone. InterestedIn still uses all their edges.
         block_producers: producers per block of the sparse product (memory bound).
+        kernel: ``numba`` (compiled sparse accumulator) or ``scipy`` (blockwise
+            products); identical graphs.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -38,6 +40,7 @@ class SimilarityConfig(BaseModel):
     min_consumers: int = Field(default=1, gt=0)
     max_consumer_degree: int | None = Field(default=None, gt=0)
     block_producers: int = Field(default=4096, gt=0)
+    kernel: Literal["numba", "scipy"] = "numba"
 
 
 class KnownForConfig(BaseModel):

@@ -6,9 +6,11 @@ keeps each producer's ``top_n`` most similar neighbours above ``threshold``; the
 graph is then made symmetric (an edge survives if either end kept it) and has
 no self-loops.
 
-The product ``Aᵀ A`` is computed one block of producers at a time with scipy's
-sparse kernels, so memory is bounded by one block's neighbourhood, never by
-producers × producers.
+The product ``Aᵀ A`` is never materialised: a compiled kernel
+(``_similarity_kernel.py``) accumulates one producer's row at a time and keeps
+its top ``n`` (parallel over chunks of producers), or, with
+``kernel="scipy"``, scipy multiplies one block of producers at a time. Memory is
+bounded by ``producers × top_n``, never producers × producers.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ def producer_similarity(
     min_consumers: int = 1,
     max_consumer_degree: int | None = None,
     block_producers: int = 4096,
+    kernel: str = "numba",
 ) -> sp.csr_matrix:
     """Symmetric producer × producer cosine-similarity graph after noise removal.
 
@@ -64,7 +67,10 @@ def producer_similarity(
         min_consumers: producers with fewer consumers get no edges.
         max_consumer_degree: consumers following more producers are left out
             (``None`` keeps all).
-        block_producers: producers per block of the product.
+        block_producers: producers per block of the product (per parallel
+            chunk of the numba kernel: at most 1024).
+        kernel: ``numba`` (compiled sparse accumulator, parallel over chunks of
+            producers) or ``scipy`` (blockwise ``Aᵀ A`` products); same result.
 
     Returns:
         ``float32`` CSR ``[n_producers, n_producers]``, symmetric, no diagonal.
@@ -76,6 +82,10 @@ def producer_similarity(
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(
             f"simclusters.similarity.threshold must be in [0, 1], got {threshold}"
+        )
+    if kernel not in ("numba", "scipy"):
+        raise ValueError(
+            f"simclusters.similarity.kernel must be numba or scipy, got {kernel!r}"
         )
     if top_n < 1 or block_producers < 1 or min_consumers < 1:
         raise ValueError(
@@ -102,16 +112,35 @@ def producer_similarity(
     an = (a @ sp.diags(scale.astype(np.float32))).tocsr()
     an.eliminate_zeros()
     at = an.T.tocsr()
-    blocks = []
-    for start in range(0, n_prod, block_producers):
-        stop = min(start + block_producers, n_prod)
-        block = (at[start:stop] @ an).tocsr()
-        _drop_diagonal(block, start)
-        if threshold > 0.0:
-            block.data[block.data < threshold] = 0.0
-        block.eliminate_zeros()
-        blocks.append(top_n_per_row(block, top_n))
-    sim = sp.vstack(blocks, format="csr") if blocks else sp.csr_matrix((0, 0))
+    if kernel == "numba":
+        from ._similarity_kernel import top_n_cosine
+
+        idx, val, cnt = top_n_cosine(
+            at.indptr.astype(np.int64),
+            at.indices.astype(np.int64),
+            at.data.astype(np.float64),
+            an.indptr.astype(np.int64),
+            an.indices.astype(np.int64),
+            an.data.astype(np.float64),
+            int(top_n),
+            float(threshold),
+            int(max(1, min(block_producers, 1024))),
+        )
+        keep = idx >= 0
+        indptr = np.zeros(n_prod + 1, dtype=np.int64)
+        np.cumsum(cnt, out=indptr[1:])
+        sim = sp.csr_matrix((val[keep], idx[keep], indptr), shape=(n_prod, n_prod))
+    else:
+        blocks = []
+        for start in range(0, n_prod, block_producers):
+            stop = min(start + block_producers, n_prod)
+            block = (at[start:stop] @ an).tocsr()
+            _drop_diagonal(block, start)
+            if threshold > 0.0:
+                block.data[block.data < threshold] = 0.0
+            block.eliminate_zeros()
+            blocks.append(top_n_per_row(block, top_n))
+        sim = sp.vstack(blocks, format="csr") if blocks else sp.csr_matrix((0, 0))
     sim = sim.maximum(sim.T).tocsr().astype(np.float32)
     sim.sort_indices()
     if sim.nnz == 0:

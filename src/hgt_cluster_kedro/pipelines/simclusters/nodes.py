@@ -95,6 +95,7 @@ def build_similarity(
         min_consumers=s.min_consumers,
         max_consumer_degree=s.max_consumer_degree,
         block_producers=s.block_producers,
+        kernel=s.kernel,
     )
     seconds = time.perf_counter() - start
     ids = graph.ids[producer_type]
