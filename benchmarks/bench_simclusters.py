@@ -15,7 +15,7 @@ split 60 / 25 / 15 % over follow / comment / share as in ``bench_generation``):
   checked.
 
     python benchmarks/bench_simclusters.py                       # 10 M edges
-    python benchmarks/bench_simclusters.py --edges 1000000       # reduced
+    python benchmarks/bench_simclusters.py --quick               # 1 M edges
     python benchmarks/bench_simclusters.py --dask-edges 10000000 100000000
     python benchmarks/bench_simclusters.py --edges 10000000 --append  # add a size
 
@@ -366,7 +366,12 @@ def main() -> None:
         action="store_true",
         help="keep the records of other sizes already in results/simclusters.json",
     )
+    parser.add_argument(
+        "--quick", action="store_true", help="1 M edges (benchmarks/run_all.py --quick)"
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.edges = 1_000_000
     records: list[dict] = []
     follow, v, ii_args = end_to_end(args.edges, records)
     if args.block_rows:
