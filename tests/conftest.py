@@ -153,7 +153,9 @@ def configure_tiny_default_run(project: KedroProject) -> KedroProject:
     simclusters = _conf_params(project, "simclusters")
     if simclusters is not None:  # 600 notes: fewer consumers per producer, k = 4
         simclusters["similarity"].update({"min_consumers": 3})
-        simclusters["knownfor"].update({"k": 4, "compare_leiden": False})
+        simclusters["knownfor"].update(
+            {"k": 4, "penalty": 1.0, "compare_leiden": False}
+        )
         project.set_params("parameters_simclusters.yml", "simclusters", simclusters)
     som = _conf_params(project, "som")
     if som is not None:  # SOM clustering (when the pipeline exists)

@@ -25,7 +25,7 @@ def tiny_simclusters_params(root) -> dict[str, Any]:
         (root / "conf/base/parameters_simclusters.yml").read_text()
     )["simclusters"]
     params["similarity"].update({"min_consumers": 3, "top_n": 20})
-    params["knownfor"].update({"k": 4, "compare_leiden": False})
+    params["knownfor"].update({"k": 4, "penalty": 1.0, "compare_leiden": False})
     return params
 
 
