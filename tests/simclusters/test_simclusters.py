@@ -178,6 +178,11 @@ def test_embeddings_and_u2i(graph):
         (("similarity", "threshold"), -0.1, "simclusters.similarity.threshold"),
         (("interested_in", "min_score"), 2.0, "simclusters.interested_in.min_score"),
         (("knownfor", "k"), 0, "simclusters.knownfor.k"),
+        (
+            ("knownfor", "compare_leiden"),
+            "maybe",
+            "simclusters.knownfor.compare_leiden",
+        ),
     ],
 )
 def test_config_names_bad_parameter(path, value, needle):

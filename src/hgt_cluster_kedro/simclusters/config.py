@@ -63,8 +63,10 @@ class KnownForConfig(BaseModel):
             epoch.
         restarts: independent chains; the highest final objective is kept.
         seed: random seed.
-        compare_leiden: also run Leiden on the same graph (needs the ``bench``
-            extra) and put time / modularity / agreement in the report.
+        compare_leiden: also run Leiden on the same graph and put time /
+            modularity / agreement in the report: ``true`` (needs the ``bench``
+            extra, an error without it), ``auto`` (when ``leidenalg`` is
+            installed) or ``false``.
         leiden_resolution: resolution of Leiden's modularity (RBConfiguration).
     """
 
@@ -80,7 +82,7 @@ class KnownForConfig(BaseModel):
     tolerance: float = Field(default=0.001, ge=0.0, le=1.0)
     restarts: int = Field(default=1, gt=0)
     seed: int = Field(default=0, ge=0)
-    compare_leiden: bool = False
+    compare_leiden: Literal["auto", "true", "false"] | bool = "auto"
     leiden_resolution: float = Field(default=1.0, gt=0.0)
 
 

@@ -8,6 +8,7 @@ before anything is written.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import time
 from typing import Any
@@ -173,7 +174,11 @@ def build_knownfor(
             "empty_communities": int((sizes == 0).sum()),
         }
     }
-    if kf_cfg.compare_leiden:
+    mode = str(kf_cfg.compare_leiden).lower()
+    if mode == "auto" and importlib.util.find_spec("leidenalg") is None:
+        logger.info("Leiden peer skipped: leidenalg not installed (bench extra)")
+        report["leiden"] = {"skipped": "leidenalg not installed (bench extra)"}
+    elif mode in ("auto", "true"):
         report["leiden"] = _leiden_report(sim, result.labels, cfg)
         logger.info(
             "KnownFor MH modularity %.4f in %.2f s; Leiden %.4f in %.2f s",
