@@ -153,6 +153,13 @@ def configure_tiny_default_run(project: KedroProject) -> KedroProject:
     clustering = _conf_params(project, "clustering")
     clustering.update({"k": 4})
     project.set_params("parameters_clustering.yml", "clustering", clustering)
+    simclusters = _conf_params(project, "simclusters")
+    if simclusters is not None:  # 600 notes: fewer consumers per producer, k = 4
+        simclusters["similarity"].update({"min_consumers": 3})
+        simclusters["knownfor"].update(
+            {"k": 4, "penalty": 1.0, "compare_leiden": False}
+        )
+        project.set_params("parameters_simclusters.yml", "simclusters", simclusters)
     som = _conf_params(project, "som")
     if som is not None:  # SOM clustering (when the pipeline exists)
         som.update({"rows": 4, "cols": 4, "k": 4, "epochs": 5, "progress": False})

@@ -44,6 +44,7 @@ DEFAULT_RUN = (
     "twhin",
     "hgt",
     "count_profile",
+    "simclusters",
     "clustering",
     "som",
     "evaluation",

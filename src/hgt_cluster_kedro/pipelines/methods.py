@@ -38,6 +38,8 @@ METHODS: dict[str, Method] = {
     "hgt_som": Method(embeddings="hgt", clusterer="som"),
     "count_profile_kmeans": Method(embeddings="count_profile", clusterer="kmeans"),
     "hgt_som_joint": Method(embeddings="hgt_som_joint", clusterer="trained"),
+    # SimClusters: InterestedIn rows as embeddings, top community as cluster
+    "simclusters": Method(embeddings="simclusters", clusterer="trained"),
 }
 
 

@@ -284,3 +284,104 @@ def compare(
         ax.invert_yaxis()
     fig.tight_layout()
     return records, table, fig
+
+
+# ------------------------------------------------- recall channels (issue #14)
+
+
+def _clusters_of(user_clusters: pd.DataFrame, graph: GraphArtifact) -> np.ndarray:
+    user_ids = graph.ids[graph.schema.user_type]
+    clusters = user_clusters.set_index("id")["cluster"]
+    missing = ~user_ids.isin(clusters.index)
+    if missing.any():
+        raise ValueError(
+            f"user_clusters: {int(missing.sum())} users have no cluster, e.g. "
+            f"{list(user_ids[missing][:5])}"
+        )
+    return clusters.reindex(user_ids).to_numpy(np.int64)
+
+
+def evaluate_c2i_channel(
+    user_clusters: pd.DataFrame,
+    interactions: pd.DataFrame,
+    graph: GraphArtifact,
+    params: dict[str, Any],
+    c2i_params: dict[str, Any],
+) -> dict[str, Any]:
+    """The cluster → top-items channel of one method's clusters (row
+    ``<method>_c2i``): blend chosen on the validation split, scored on
+    ``evaluation.split``."""
+    from hgt_cluster_kedro.evaluation.c2i import evaluate_c2i
+
+    labels = _clusters_of(user_clusters, graph)
+    valid = _pairs(interactions, "valid")
+    start = time.perf_counter()
+    record = evaluate_c2i(
+        labels,
+        _pairs(interactions, "train"),
+        valid if len(valid[0]) else None,
+        _test_pairs(interactions, params["split"]),
+        n_users=graph.num_nodes[graph.schema.user_type],
+        n_items=graph.num_nodes[graph.schema.item_type],
+        ks=tuple(params["ks"]),
+        blend_grid=[float(w) for w in c2i_params["blend_grid"]],
+        select_k=int(c2i_params["select_k"]),
+    )
+    record["eval_seconds"] = time.perf_counter() - start
+    return record
+
+
+def evaluate_simclusters_u2i(
+    *,
+    interested_in: pd.DataFrame,
+    item_embeddings: pd.DataFrame,
+    interactions: pd.DataFrame,
+    graph: GraphArtifact,
+    params: dict[str, Any],
+    u2i_params: dict[str, Any],
+) -> dict[str, Any]:
+    """SimClusters u2i (row ``simclusters_u2i``): InterestedIn · item
+    embeddings through the cluster → top-items index, own train items
+    excluded."""
+    from hgt_cluster_kedro.evaluation import relevant_csr
+    from hgt_cluster_kedro.evaluation.metrics import interactions_csr
+    from hgt_cluster_kedro.pipelines.simclusters.nodes import frame_to_sparse
+    from hgt_cluster_kedro.simclusters import u2i_recommend
+
+    schema = graph.schema
+    n_users = graph.num_nodes[schema.user_type]
+    n_items = graph.num_nodes[schema.item_type]
+    k = (
+        int(max(interested_in["community"].max(), item_embeddings["community"].max()))
+        + 1
+    )
+    u = frame_to_sparse(
+        interested_in, graph.ids[schema.user_type], k, name="interested_in"
+    )
+    items = frame_to_sparse(
+        item_embeddings, graph.ids[schema.item_type], k, name="item_embeddings"
+    )
+    train = interactions_csr(*_pairs(interactions, "train"), n_users, n_items)
+    test_u, test_i = _test_pairs(interactions, params["split"])
+    query = np.unique(test_u)
+    ks = tuple(params["ks"])
+    start = time.perf_counter()
+    recs, _ = u2i_recommend(
+        u,
+        items,
+        train,
+        query,
+        max(ks),
+        items_per_cluster=int(u2i_params["items_per_cluster"]),
+        block_rows=int(u2i_params.get("block_rows", 4096)),
+    )
+    seconds = time.perf_counter() - start
+    record = ranking_metrics(
+        recs, relevant_csr(test_u, test_i, n_users, n_items)[query], ks
+    )
+    record["eval_seconds"] = seconds
+    record["coverage@max_k"] = float((recs >= 0).mean())
+    logger.info(
+        "SimClusters u2i: Recall@50 %.4f", record.get("recall@50", float("nan"))
+    )
+    return record
