@@ -20,6 +20,7 @@ import scipy.sparse as sp
 from hgt_cluster_kedro.embeddings import to_frame
 from hgt_cluster_kedro.generation.cluster import start_client, stop_client
 from hgt_cluster_kedro.graph import GraphArtifact
+from hgt_cluster_kedro.runtime import peak_rss_mb
 from hgt_cluster_kedro.simclusters import (
     SimClustersConfig,
     engagement_matrix,
@@ -32,7 +33,6 @@ from hgt_cluster_kedro.simclusters import (
     producer_similarity,
     top_community,
 )
-from hgt_cluster_kedro.training.hgt_trainer import peak_rss_mb
 
 logger = logging.getLogger(__name__)
 
