@@ -15,7 +15,16 @@ from hgt_cluster_kedro.pipeline_registry import default_pipelines
 from hgt_cluster_kedro.settings import CONFIG_LOADER_ARGS
 
 REPO = Path(__file__).resolve().parents[2]
-REST = ("graph", "twhin", "hgt", "count_profile", "clustering", "som", "evaluation")
+REST = (
+    "graph",
+    "twhin",
+    "hgt",
+    "count_profile",
+    "simclusters",
+    "clustering",
+    "som",
+    "evaluation",
+)
 
 
 def loader(conf: Path, env: str | None, **runtime) -> ProjectConfigLoader:
