@@ -30,6 +30,7 @@ Hyperparameters (EASE's ``lambda``, item-kNN's ``neighbors``) are chosen by
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -122,6 +123,19 @@ def _topk_dense(
     return out_items, out_scores
 
 
+def _sparse_rows(rows: sp.csr_matrix, dtype: torch.dtype) -> torch.Tensor:
+    """``rows`` as a torch CSR tensor (its product with a dense matrix runs on
+    every thread, unlike scipy's)."""
+    with warnings.catch_warnings():  # "sparse CSR support is in beta"
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(
+            torch.from_numpy(rows.indptr.astype(np.int64)),
+            torch.from_numpy(rows.indices.astype(np.int64)),
+            torch.from_numpy(rows.data).to(dtype),
+            size=rows.shape,
+        )
+
+
 # --------------------------------------------------------------------- EASE
 
 
@@ -169,7 +183,7 @@ class EASE:
     """
 
     l2: float = 500.0
-    max_items: int | None = 10_000
+    max_items: int | None = 5_000
     dtype: str = "float32"
     block_size: int = 2048
     items_: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
@@ -228,20 +242,20 @@ class EASE:
         q = _check_query(query_users, train.shape[0])
         k = _check_k(k)
         x = train[:, self.items_].tocsr()
-        w = self.weights_.numpy()
-        by_pop = -np.arange(self.items_.size, dtype=w.dtype)
+        w = self.weights_
+        by_pop = -torch.arange(self.items_.size, dtype=w.dtype)
         items = np.full((q.size, k), -1, dtype=np.int64)
         scores = np.full((q.size, k), -np.inf, dtype=np.float32)
         for start in range(0, q.size, chunk_size):
             rows = x[q[start : start + chunk_size]]
-            s = np.asarray(rows @ w)  # sparse x dense: nnz(rows) x n_kept
-            empty = np.diff(rows.indptr) == 0
-            if empty.any():
+            s = _sparse_rows(rows, w.dtype) @ w  # nnz(rows) x n_kept
+            empty = torch.from_numpy(np.diff(rows.indptr) == 0)
+            if bool(empty.any()):
                 s[empty] = by_pop
             if exclude_train:
                 own = rows.tocoo()
-                s[own.row, own.col] = -np.inf
-            it, sc = _topk_dense(torch.from_numpy(s).float(), k, self.items_)
+                s[torch.from_numpy(own.row), torch.from_numpy(own.col)] = -torch.inf
+            it, sc = _topk_dense(s.float(), k, self.items_)
             items[start : start + it.shape[0]] = it
             scores[start : start + it.shape[0]] = sc
         return Recommendations(items, scores)
@@ -476,7 +490,7 @@ class EASEConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     l2: list[float] = Field(default=[50.0, 200.0, 500.0, 1000.0, 3000.0], min_length=1)
-    max_items: int | None = Field(default=10_000, ge=1)
+    max_items: int | None = Field(default=5_000, ge=1)
     dtype: str = "float32"
     block_size: int = Field(default=2048, ge=1)
 
