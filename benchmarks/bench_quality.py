@@ -320,10 +320,12 @@ def _pipelines_for(
     return [source, "graph"], per_seed
 
 
-def _input_root(project: Project, template: Path) -> tuple[dict[str, Any], str | None]:
-    """Runtime parameters pointing ``ingestion.root`` at the template's files,
-    or the reason they are missing."""
-    params = project.params({})
+def _input_root(
+    project: Project, template: Path, extra: dict[str, Any]
+) -> tuple[dict[str, Any], str | None]:
+    """Runtime parameters pointing ``ingestion.root`` (relative: to the
+    template project) at the input files, or the reason they are missing."""
+    params = project.params(extra)
     ingestion = params.get("ingestion")
     if not ingestion:
         return {}, None
@@ -357,10 +359,10 @@ def run_dataset(
         }
     os.environ["HGT_METHODS"] = ",".join(methods)
     project = Project(template, workdir / name, env)
-    data_params, missing = _input_root(project, template)
+    data_params, missing = _input_root(project, template, extra)
     if missing:
         return {"status": "skipped", "env": env, "reason": missing}
-    base = merge(data_params, extra)
+    base = merge(extra, data_params)  # the resolved input root wins
     resolved = project.params(base)
     seed_names = seed_parameters(resolved)
     data_pipes, seed_pipes = _pipelines_for(resolved, methods)
