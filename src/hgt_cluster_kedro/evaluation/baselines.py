@@ -514,7 +514,7 @@ class ItemKNNConfig(BaseModel):
     """``evaluation.classical_baselines.item_knn``."""
 
     model_config = ConfigDict(extra="forbid")
-    neighbors: list[int] = Field(default=[20, 50, 100, 200], min_length=1)
+    neighbors: list[int] = Field(default=[5, 10, 20, 50, 100, 200], min_length=1)
     block_size: int = Field(default=1024, ge=1)
 
     @field_validator("neighbors")
