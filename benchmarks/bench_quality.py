@@ -23,7 +23,8 @@ evaluation.
 
     python benchmarks/bench_quality.py                     # fake, dblp, yelp; every method; seeds 0,1,2
     python benchmarks/bench_quality.py --datasets fake --skip-pipelines hgt
-    python benchmarks/bench_quality.py --datasets dblp --methods twhin_kmeans,count_profile_kmeans
+    python benchmarks/bench_quality.py --datasets dblp --methods twhin_kmeans,count_profile_kmeans \
+        --input-root dblp=/path/to/heco/dblp
     python benchmarks/bench_quality.py --quick             # fake, no HGT, 2 seeds -> quality_quick.json
 
 A dataset whose environment (``conf/<env>``) or input files do not exist is
@@ -225,6 +226,14 @@ def aggregate(
 # ----------------------------------------------------------------- the runs
 
 
+def _plain(value: Any) -> Any:
+    if hasattr(value, "model_dump"):
+        return _plain(value.model_dump())
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
+
+
 class Project:
     """A throw-away copy of the project (``conf/``, ``pyproject.toml``, empty
     ``data/``) that runs pipelines through a ``KedroSession``."""
@@ -251,8 +260,10 @@ class Project:
         )
 
     def params(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The environment's parameters with ``params`` merged, as plain dicts
+        (sections Kedro already validated into pydantic models are dumped)."""
         with self._session(params) as session:
-            return session.load_context().params
+            return _plain(session.load_context().params)
 
     def run(self, pipelines: Sequence[str], params: dict[str, Any]) -> float:
         cwd = Path.cwd()
@@ -321,20 +332,21 @@ def _pipelines_for(
 
 
 def _input_root(
-    project: Project, template: Path, extra: dict[str, Any]
+    project: Project, template: Path, root: str | None
 ) -> tuple[dict[str, Any], str | None]:
-    """Runtime parameters pointing ``ingestion.root`` (relative: to the
-    template project) at the input files, or the reason they are missing."""
-    params = project.params(extra)
-    ingestion = params.get("ingestion")
+    """Runtime parameters pointing ``ingestion.root`` at the input files
+    (``root`` if given, else the environment's; relative: to the template
+    project), or the reason they are missing. Nothing for an environment
+    without ``ingestion`` (generated data)."""
+    ingestion = project.params({}).get("ingestion")
     if not ingestion:
         return {}, None
-    root = Path(ingestion.get("root") or ".")
-    path = root if root.is_absolute() else template / root
+    path = Path(root or ingestion.get("root") or ".")
+    path = path if path.is_absolute() else template / path
     if not path.is_dir():
         return {}, (
             f"input files not found: {path} (ingestion.root of environment "
-            f"{project.env!r}; see docs/)"
+            f"{project.env!r}, or --input-root {project.env}=PATH; see docs/)"
         )
     return {"ingestion": {"root": str(path)}}, None
 
@@ -348,6 +360,7 @@ def run_dataset(
     rows: Sequence[str],
     seeds: Sequence[int],
     extra: dict[str, Any],
+    input_root: str | None = None,
 ) -> dict[str, Any]:
     """Every seed of one dataset; the dataset's entry of quality.json."""
     env = DATASETS[name]
@@ -359,7 +372,7 @@ def run_dataset(
         }
     os.environ["HGT_METHODS"] = ",".join(methods)
     project = Project(template, workdir / name, env)
-    data_params, missing = _input_root(project, template, extra)
+    data_params, missing = _input_root(project, template, input_root)
     if missing:
         return {"status": "skipped", "env": env, "reason": missing}
     base = merge(extra, data_params)  # the resolved input root wins
@@ -386,6 +399,7 @@ def run_dataset(
         "parameters_overridden": {
             **{n: "the run's seed" for n in seed_names},
             **dotted(extra),
+            **dotted(data_params),
         },
         "data_pipelines": data_pipes,
         "pipelines": seed_pipes,
@@ -501,6 +515,7 @@ def run(
     methods: Sequence[str] | None = None,
     skip_pipelines: Sequence[str] = (),
     extra: dict[str, Any] | None = None,
+    input_roots: dict[str, str] | None = None,
     template: Path = ROOT,
     workdir: Path | None = None,
     output: Path = RESULTS / "quality.json",
@@ -536,6 +551,7 @@ def run(
                 rows=rows,
                 seeds=seeds,
                 extra=extra or {},
+                input_root=(input_roots or {}).get(name),
             )
             if entry["status"] == "skipped":
                 print(f"bench_quality: {name} skipped: {entry['reason']}", flush=True)
@@ -556,6 +572,16 @@ def run(
     return results
 
 
+def _input_roots(items: Sequence[str]) -> dict[str, str]:
+    bad = [i for i in items if "=" not in i or i.split("=")[0] not in DATASETS]
+    if bad:
+        raise ValueError(
+            f"--input-root must be DATASET=PATH with DATASET in {list(DATASETS)}, "
+            f"got {bad}"
+        )
+    return dict(item.split("=", 1) for item in items)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", default="fake,dblp,yelp")
@@ -570,6 +596,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument(
         "--params", default=None, help="extra runtime parameters, as kedro --params"
+    )
+    parser.add_argument(
+        "--input-root",
+        action="append",
+        default=[],
+        metavar="DATASET=PATH",
+        help="input files of an ingested dataset (sets its ingestion.root)",
     )
     parser.add_argument("--workdir", type=Path, default=None, help="keep runs here")
     parser.add_argument("--output", type=Path, default=None)
@@ -597,6 +630,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         methods=split(args.methods) if args.methods else None,
         skip_pipelines=skip,
         extra=parse_params(args.params),
+        input_roots=_input_roots(args.input_root),
         workdir=args.workdir,
         output=output,
         docs=docs,

@@ -51,6 +51,9 @@ def test_helpers():
     assert bench_quality.summarise([1.0])["std"] is None
     with pytest.raises(ValueError, match="unknown"):
         bench_quality.select_methods(["nope"], ())
+    assert bench_quality._input_roots(["dblp=/x=y"]) == {"dblp": "/x=y"}
+    with pytest.raises(ValueError, match="DATASET=PATH"):
+        bench_quality._input_roots(["dblp"])
     chosen, rows = bench_quality.select_methods(None, ("hgt",))
     assert not any(m.startswith("hgt") for m in chosen)
     assert "oracle" in rows and "ease" in rows
@@ -72,7 +75,7 @@ def test_bench_quality_on_tiny_data(tmp_path):
     docs = tmp_path / "hgt.md"
     methods = ["twhin_kmeans", "twhin_som", "count_profile_kmeans"]
     results = bench_quality.run(
-        ["fake", "yelp"],
+        ["fake", "dblp", "yelp"],
         seeds=[0, 1],
         methods=[*methods, "popularity", "ease", "item_knn", "oracle"],
         template=template,
@@ -84,6 +87,8 @@ def test_bench_quality_on_tiny_data(tmp_path):
     assert saved == json.loads(json.dumps(results))
     assert saved["datasets"]["yelp"]["status"] == "skipped"
     assert "conf/yelp does not exist" in saved["datasets"]["yelp"]["reason"]
+    dblp = saved["datasets"]["dblp"]  # conf/dblp exists, its files do not here
+    assert dblp["status"] == "skipped" and "input files not found" in dblp["reason"]
     fake = saved["datasets"]["fake"]
     assert fake["status"] == "done" and fake["seeds"] == [0, 1]
     assert "twhin.seed" in fake["seed_parameters"]
