@@ -25,7 +25,7 @@ evaluation.
     python benchmarks/bench_quality.py --datasets fake --skip-pipelines hgt
     python benchmarks/bench_quality.py --datasets dblp --methods twhin_kmeans,count_profile_kmeans \
         --input-root dblp=/path/to/heco/dblp
-    python benchmarks/bench_quality.py --quick             # fake, no HGT, 2 seeds -> quality_quick.json
+    python benchmarks/bench_quality.py --quick             # 1/10 fake data, no HGT, 2 seeds -> quality_quick.json
 
 A dataset whose environment (``conf/<env>``) or input files do not exist is
 skipped with the reason.
@@ -71,6 +71,14 @@ DOC_COLUMNS = (
     ("ndcg@50", "NDCG@50"),
     ("gap_closed@50", "gap closed@50"),
     ("train_seconds", "train s"),
+)
+
+#: --quick: a tenth of the default fake data (the method rows of quality_quick.json)
+QUICK_PARAMS = (
+    "data_generation.n_users=2000,data_generation.n_notes=3000,"
+    "data_generation.relations.follow_note.n_edges=30000,"
+    "data_generation.relations.comment_note.n_edges=12000,"
+    "data_generation.relations.share_note.n_edges=6000"
 )
 
 logger = logging.getLogger("bench_quality")
@@ -608,7 +616,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--output", type=Path, default=None)
     parser.add_argument("--no-docs", action="store_true", help="leave docs/hgt.md")
     parser.add_argument(
-        "--quick", action="store_true", help="fake only, no HGT, seeds 0,1"
+        "--quick",
+        action="store_true",
+        help="a tenth of the fake data, no HGT, seeds 0,1 -> quality_quick.json",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -620,16 +630,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     output = args.output or RESULTS / "quality.json"
     docs: Path | None = None if args.no_docs else DOCS
+    extra = parse_params(args.params)
     if args.quick:
         datasets, seeds, skip = ["fake"], ["0", "1"], [*skip, "hgt"]
         output = args.output or RESULTS / "quality_quick.json"
         docs = None
+        extra = merge(parse_params(QUICK_PARAMS), extra)
     results = run(
         datasets,
         seeds=[int(s) for s in seeds],
         methods=split(args.methods) if args.methods else None,
         skip_pipelines=skip,
-        extra=parse_params(args.params),
+        extra=extra,
         input_roots=_input_roots(args.input_root),
         workdir=args.workdir,
         output=output,
