@@ -4,6 +4,8 @@ python benchmarks/run_all.py                 # all, full size
 python benchmarks/run_all.py --quick         # all, small sizes
 python benchmarks/run_all.py sampler         # only bench_sampler.py
 python benchmarks/run_all.py --table-only    # just rebuild the table
+python benchmarks/run_all.py quality         # only bench_quality.py (quality.json,
+                                             # docs/hgt.md; every method x seed)
 """
 
 from __future__ import annotations
@@ -38,6 +40,15 @@ def write_table() -> Path:
     ]
     for path in sorted(RESULTS.glob("*.json")):
         records = json.loads(path.read_text())
+        if not isinstance(records, list):  # quality.json: per dataset x method
+            lines += [
+                f"## {path.stem}",
+                "",
+                "Per dataset and method, mean ± std over training seeds: the "
+                "tables are in `docs/hgt.md` (`benchmarks/bench_quality.py`).",
+                "",
+            ]
+            continue
         env = records[0].get("env", {}) if records else {}
         lines += [
             f"## {path.stem}",

@@ -37,7 +37,11 @@ def test_comparison_table_shows_mean_and_std_after_nmi_ari():
     rec = {"nmi": 0.5, "ari": 0.4, "nmi_k4_mean": 0.7, "nmi_k4_std": 0.01}
     rec |= {"ari_k4_mean": 0.75, "ari_k4_std": 0.02}
     _, table, _ = compare({"random": {"recall@10": 0.0}}, m=rec)
-    header, _, row, base = table.splitlines()
+    header, _, row, base, *legend = table.splitlines()
     assert header.startswith("| method | nmi | ari | nmi_k4 | ari_k4 | recall@10")
+    # the legend says what the ± spans
+    assert any(
+        "KMeans seeds" in line and "not over training" in line for line in legend
+    )
     assert "| 0.7000 ± 0.0100 | 0.7500 ± 0.0200 |" in row
     assert base.startswith("| random | – | – | – | – |")

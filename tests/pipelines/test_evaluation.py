@@ -13,7 +13,7 @@ from hgt_cluster_kedro.pipelines.evaluation.nodes import (
     evaluate_baselines,
     evaluate_method,
 )
-from hgt_cluster_kedro.pipelines.evaluation.pipeline import CHANNEL_ROWS
+from hgt_cluster_kedro.pipelines.evaluation.pipeline import channel_rows
 from hgt_cluster_kedro.pipelines.methods import METHODS
 
 
@@ -34,8 +34,30 @@ def test_default_run_writes_comparison(tiny_default_run):
     catalog = tiny_default_run.catalog()
     comparison = catalog.load("comparison")
     methods = [r["method"] for r in comparison]
-    assert methods == [*METHODS, *CHANNEL_ROWS, "popularity", "random"]
+    assert methods == [
+        *METHODS,
+        *channel_rows(METHODS),
+        "popularity",
+        "random",
+        "ease",
+        "item_knn",
+        "oracle",
+    ]
     by_method = {r["method"]: r for r in comparison}
+    # the planted data has an oracle: gap_closed for every row, 1 for itself
+    assert by_method["oracle"]["gap_closed@50"] == pytest.approx(1.0)
+    assert by_method["popularity"]["gap_closed@50"] == pytest.approx(0.0)
+    assert by_method["oracle"]["recall@50"] > by_method["popularity"]["recall@50"]
+    for rec in comparison:
+        assert rec["gap_closed@50"] is not None, rec["method"]
+    # EASE's lambda and item-kNN's neighbours come from the valid split
+    assert by_method["ease"]["l2"] in {
+        float(v) for v in by_method["ease"]["valid_recall@50_by_l2"]
+    }
+    assert by_method["item_knn"]["neighbors"] > 0
+    # rows sharing an embedding are marked
+    assert by_method["twhin_som"]["same_embedding_as"] == "twhin_kmeans"
+    assert by_method["hgt_som"]["same_embedding_as"] == "hgt_kmeans"
     twhin = by_method["twhin_kmeans"]
     for key in ("nmi", "ari", "recall@50", "ndcg@50", "hitrate@50", "train_seconds"):
         assert key in twhin, key
@@ -58,6 +80,9 @@ def test_default_run_writes_comparison(tiny_default_run):
         assert by_method[method]["ari"] == pytest.approx(ari, abs=1e-9), method
     table = (tiny_default_run.root / "data/08_reporting/comparison.md").read_text()
     assert table.splitlines()[0].startswith("| method | nmi | ari")
+    for column in ("ndcg@10", "hitrate@10", "gap_closed@50", "clusters", "notes"):
+        assert f"| {column} |" in table.splitlines()[0], column
+    assert "embedding of twhin_kmeans" in table
     clusters = catalog.load("twhin_kmeans.user_clusters")
     assert clusters["cluster"].nunique() == 4
     # bad inputs to the same nodes give clear errors (one run serves both checks)
@@ -105,3 +130,88 @@ def _check_bad_inputs(small_inputs):
         ValueError, match="clustering.k=10000 is larger than the number of users"
     ):
         cluster_users(small_inputs["user_embeddings"], {"k": 10_000})
+
+
+def _rec(recall50, **extra):
+    return {"recall@50": recall50, "ndcg@50": recall50 / 2, **extra}
+
+
+def test_compare_gap_closed_and_marks():
+    from hgt_cluster_kedro.pipelines.evaluation.nodes import compare, fingerprints
+
+    emb = np.arange(12, dtype=np.float32).reshape(4, 3)
+    a = fingerprints(emb, np.array([0, 0, 1, 1]))
+    b = fingerprints(emb, np.array([5, 5, 2, 2]))  # same partition, other labels
+    c = fingerprints(emb + 1, np.array([0, 1, 1, 1]))
+    assert a["embedding_fingerprint"] == b["embedding_fingerprint"]
+    assert a["cluster_fingerprint"] == b["cluster_fingerprint"]
+    assert a["cluster_fingerprint"] != c["cluster_fingerprint"]
+    baselines = {"popularity": _rec(0.10), "random": _rec(0.01)}
+    classical = {"ease": _rec(0.14, train_seconds=1.0)}
+    oracle = {"available": True, **_rec(0.20)}
+    records, table, _ = compare(
+        baselines,
+        classical_baselines=classical,
+        oracle=oracle,
+        m1=_rec(0.15, n_clusters=2.0, size_min=2.0, size_max=2.0, **a),
+        m2=_rec(0.15, **b),
+        m3=_rec(0.05, **c),
+    )
+    by = {r["method"]: r for r in records}
+    assert [r["method"] for r in records] == [
+        "m1",
+        "m2",
+        "m3",
+        "popularity",
+        "random",
+        "ease",
+        "oracle",
+    ]
+    assert by["m1"]["gap_closed@50"] == pytest.approx(0.5)
+    assert by["ease"]["gap_closed@50"] == pytest.approx(0.4)
+    assert by["m3"]["gap_closed@50"] == pytest.approx(-0.5)
+    assert (
+        by["oracle"]["gap_closed@50"] == pytest.approx(1.0)
+        and by["oracle"]["reference"]
+    )
+    assert by["m2"]["same_embedding_as"] == "m1"
+    assert by["m2"]["same_clusters_as"] == "m1"
+    assert "same_embedding_as" not in by["m3"]
+    assert "| 2 (2–2) |" in table and "clusters of m1 (ARI 1.0)" in table
+    # no oracle (real data): null with the reason, in the table's legend too
+    records, table, _ = compare(
+        baselines,
+        oracle={"available": False, "reason": "no ground truth"},
+        m1=_rec(0.2),
+    )
+    assert all(r["gap_closed@50"] is None for r in records)
+    assert records[0]["gap_closed_reason"] == "no ground truth"
+    assert "gap_closed: no ground truth." in table
+    assert "oracle" not in [r["method"] for r in records]
+
+
+def test_oracle_and_classical_nodes_refuse_or_explain():
+    from hgt_cluster_kedro.pipelines.evaluation.nodes import (
+        evaluate_classical_baselines,
+        evaluate_oracle,
+    )
+
+    off = evaluate_oracle(None, None, None, {"oracle": {"enabled": False}})
+    assert off["available"] is False and "planted data only" in off["reason"]
+    assert evaluate_oracle(None, None, None, {})["available"] is False
+    no_truth = evaluate_oracle(
+        None, None, None, {"oracle": {"enabled": True}, "ground_truth": None}
+    )
+    assert no_truth == {
+        "available": False,
+        "reason": "no ground truth (evaluation.ground_truth) for this data",
+    }
+    with pytest.raises(ValueError, match="evaluation.oracle: unknown keys"):
+        evaluate_oracle(None, None, None, {"oracle": {"enabeld": True}})
+    with pytest.raises(
+        ValueError,
+        match=r"evaluation.classical_baselines.ease.max_items=0: .*greater than",
+    ):
+        evaluate_classical_baselines(
+            None, None, {"classical_baselines": {"ease": {"max_items": 0}}}
+        )

@@ -227,6 +227,48 @@ class LabelProtocolParams(BaseModel):
     seed: int = Field(default=0, ge=0)
 
 
+class EaseParams(BaseModel):
+    """``evaluation.classical_baselines.ease``: EASE (Steck 2019)."""
+
+    model_config = _STRICT
+
+    l2: list[float] = Field(default_factory=lambda: [50, 200, 500, 1000, 3000])
+    max_items: int | None = Field(default=5000, gt=0)
+    dtype: Literal["float32", "float64"] = "float32"
+    block_size: int = Field(default=2048, gt=0)
+
+
+class ItemKnnParams(BaseModel):
+    """``evaluation.classical_baselines.item_knn``: cosine item-kNN."""
+
+    model_config = _STRICT
+
+    neighbors: list[int] = Field(default_factory=lambda: [5, 10, 20, 50, 100, 200])
+    block_size: int = Field(default=1024, gt=0)
+
+
+class ClassicalBaselinesParams(BaseModel):
+    """``evaluation.classical_baselines``: EASE and item-kNN, hyperparameters
+    chosen on the validation split by Recall@``select_k``."""
+
+    model_config = _STRICT
+
+    enabled: list[Literal["ease", "item_knn"]] = Field(
+        default_factory=lambda: ["ease", "item_knn"]
+    )
+    select_k: int = Field(default=50, gt=0)
+    ease: EaseParams = Field(default_factory=EaseParams)
+    item_knn: ItemKnnParams = Field(default_factory=ItemKnnParams)
+
+
+class OracleParams(BaseModel):
+    """``evaluation.oracle``: the community oracle (planted data only)."""
+
+    model_config = _STRICT
+
+    enabled: bool = True
+
+
 class EvaluationParams(Section, BaseModel):
     """``evaluation``: the harness every method is scored with."""
 
@@ -246,6 +288,10 @@ class EvaluationParams(Section, BaseModel):
     label_protocol: LabelProtocolParams | None = Field(
         default_factory=LabelProtocolParams
     )
+    classical_baselines: ClassicalBaselinesParams | None = Field(
+        default_factory=ClassicalBaselinesParams
+    )
+    oracle: OracleParams | None = Field(default_factory=OracleParams)
 
     @field_validator("ks")
     @classmethod

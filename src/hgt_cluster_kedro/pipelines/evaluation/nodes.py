@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from pydantic import ValidationError
 
 from hgt_cluster_kedro.config import EvaluationParams
 from hgt_cluster_kedro.embeddings import from_frame
@@ -25,6 +26,11 @@ from hgt_cluster_kedro.evaluation import (
     random_recommend,
     ranking_metrics,
     relevant_csr,
+)
+from hgt_cluster_kedro.evaluation.baselines import (
+    ClassicalBaselinesConfig,
+    community_oracle_recommend,
+    evaluate_classical,
 )
 from hgt_cluster_kedro.evaluation.clusters import label_protocol
 from hgt_cluster_kedro.graph import GraphArtifact
@@ -37,14 +43,20 @@ TABLE_METRICS = (
     "nmi",
     "ari",
     "recall@10",
+    "ndcg@10",
+    "hitrate@10",
     "recall@50",
     "ndcg@50",
     "hitrate@50",
     "recall@100",
+    "gap_closed@50",
     "recall@50_boost_delta",
     "ndcg@50_boost_delta",
+    "clusters",
     "train_seconds",
 )
+#: the row of the community oracle in ``comparison`` (planted data only)
+ORACLE = "oracle"
 
 
 def _pairs(interactions: pd.DataFrame, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -182,6 +194,7 @@ def evaluate_method(
         **quality,
         **protocol,
         **result,
+        **fingerprints(emb, labels),
         "train_seconds": float(training.get("train_seconds", float("nan"))),
         "peak_memory_mb": float(training.get("peak_memory_mb", float("nan"))),
     }
@@ -231,6 +244,124 @@ def evaluate_baselines(
     return out
 
 
+def fingerprints(emb: np.ndarray, labels: np.ndarray) -> dict[str, str]:
+    """Short digests of a method's user embeddings and of its partition (labels
+    renumbered by first occurrence, so equal digests mean ARI = 1): the
+    comparison marks methods that share an embedding or give identical clusters.
+    """
+    _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
+    rank = np.empty(first.size, dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(first.size)
+    canonical = rank[inverse.ravel()]
+    return {
+        "embedding_fingerprint": hashlib.sha256(
+            np.ascontiguousarray(emb, dtype=np.float32).tobytes()
+        ).hexdigest()[:16],
+        "cluster_fingerprint": hashlib.sha256(canonical.tobytes()).hexdigest()[:16],
+    }
+
+
+def _split_matrix(
+    interactions: pd.DataFrame, split: str, n_users: int, n_items: int
+) -> Any:
+    from hgt_cluster_kedro.evaluation import interactions_csr
+
+    user, item = _pairs(interactions, split)
+    return interactions_csr(user, item, n_users, n_items)
+
+
+def evaluate_classical_baselines(
+    interactions: pd.DataFrame, graph: GraphArtifact, params: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """EASE and item-kNN (``evaluation.classical_baselines``) on the train pairs,
+    their hyperparameters chosen on the valid pairs, scored on ``split``."""
+    params = EvaluationParams.model_validate(params).model_dump()
+    try:
+        config = ClassicalBaselinesConfig.model_validate(
+            params.get("classical_baselines") or {}
+        )
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"evaluation.classical_baselines.{'.'.join(map(str, e['loc']))}"
+            f"={e.get('input')!r}: {e['msg']}"
+            for e in exc.errors()
+        )
+        raise ValueError(problems) from exc
+    n_users = graph.num_nodes[graph.schema.user_type]
+    n_items = graph.num_nodes[graph.schema.item_type]
+    _test_pairs(interactions, params["split"])  # a clear error when empty
+    train = _split_matrix(interactions, "train", n_users, n_items)
+    test = _split_matrix(interactions, params["split"], n_users, n_items)
+    valid = _split_matrix(interactions, "valid", n_users, n_items)
+    out = evaluate_classical(train, valid, test, config, tuple(params["ks"]))
+    for name, rec in out.items():
+        logger.info(
+            "%s: Recall@50 %.4f, NDCG@50 %.4f (chosen on valid: %s) in %.1f s",
+            name,
+            rec.get("recall@50", float("nan")),
+            rec.get("ndcg@50", float("nan")),
+            rec.get("l2", rec.get("neighbors")),
+            rec["train_seconds"],
+        )
+    return out
+
+
+def evaluate_oracle(
+    interactions: pd.DataFrame,
+    graph: GraphArtifact,
+    ground_truth: pd.DataFrame | None,
+    params: dict[str, Any],
+) -> dict[str, Any]:
+    """The community oracle (``evaluation.oracle``), an evaluation reference on
+    planted data: each user's true community, items ranked by their train
+    frequency in it, own train items excluded. Never a training input.
+
+    Returns:
+        ``{"available": True, **ranking metrics}``, or ``{"available": False,
+        "reason": ...}`` when it is off or there is no ground truth.
+    """
+    params = EvaluationParams.model_validate(params).model_dump()
+    cfg = params.get("oracle") or {}
+    unknown = set(cfg) - {"enabled"}
+    if unknown:
+        raise ValueError(
+            f"evaluation.oracle: unknown keys {sorted(unknown)}; known: enabled"
+        )
+    if not cfg.get("enabled", False):
+        return {
+            "available": False,
+            "reason": "evaluation.oracle.enabled is false: the oracle needs the "
+            "communities that generated the data (planted data only)",
+        }
+    truth = _truth(graph, ground_truth, params)
+    if truth is None:
+        return {
+            "available": False,
+            "reason": "no ground truth (evaluation.ground_truth) for this data",
+        }
+    n_users = graph.num_nodes[graph.schema.user_type]
+    n_items = graph.num_nodes[graph.schema.item_type]
+    test_u, test_i = _test_pairs(interactions, params["split"])
+    query = np.unique(test_u)
+    ks = tuple(params["ks"])
+    train = _split_matrix(interactions, "train", n_users, n_items)
+    recs = community_oracle_recommend(train, truth, query, max(ks))
+    out: dict[str, Any] = {"available": True}
+    out.update(
+        ranking_metrics(
+            recs.items, relevant_csr(test_u, test_i, n_users, n_items)[query], ks
+        )
+    )
+    out["n_eval_users"] = out.pop("n_users")
+    out["n_users_without_community"] = int((truth[query] < 0).sum())
+    logger.info(
+        "Oracle: Recall@50 %.4f, NDCG@50 %.4f",
+        out.get("recall@50", float("nan")),
+        out.get("ndcg@50", float("nan")),
+    )
+    return out
+
+
 _PROTOCOL_KEY = re.compile(r"^(nmi|ari)_k(\d+)_mean$")
 
 
@@ -251,28 +382,140 @@ def _cell(record: dict[str, Any], metric: str, protocol: list[str]) -> str:
     return format_value(record.get(metric))
 
 
-def compare(
-    baselines: dict[str, dict[str, Any]], **methods: dict[str, Any]
-) -> tuple[list[dict[str, Any]], str, Figure]:
-    """One record per method (and baseline), a markdown table and a bar plot.
+def add_gap_closed(
+    records: list[dict[str, Any]], oracle: dict[str, Any] | None
+) -> None:
+    """``gap_closed@K = (recall@K - popularity) / (oracle - popularity)`` in
+    every record (1 = the oracle, 0 = popularity, < 0 = below popularity);
+    ``None`` with ``gap_closed_reason`` where there is no oracle."""
+    popularity = next((r for r in records if r["method"] == "popularity"), None)
+    ks = sorted(
+        {int(key.split("@")[1]) for r in records for key in r if _RECALL.match(key)}
+    )
+    for record in records:
+        for k in ks:
+            key, value, reason = f"gap_closed@{k}", None, None
+            if oracle is None or not oracle.get("available", False):
+                reason = (oracle or {}).get("reason", "no oracle in this comparison")
+            elif popularity is None or f"recall@{k}" not in popularity:
+                reason = "no popularity baseline"
+            elif f"recall@{k}" not in record:
+                reason = f"no recall@{k}"
+            else:
+                pop, top = popularity[f"recall@{k}"], oracle.get(f"recall@{k}")
+                if top is None or not top > pop:
+                    reason = f"the oracle does not beat popularity at recall@{k}"
+                else:
+                    value = (float(record[f"recall@{k}"]) - pop) / (top - pop)
+            record[key] = value
+            if reason is not None:
+                record["gap_closed_reason"] = reason
 
-    The table has ``TABLE_METRICS``, with the label-protocol columns (``nmi_k4``
-    …: mean ± std over the KMeans seeds) after ``nmi`` / ``ari`` when any
-    method has them.
+
+_RECALL = re.compile(r"^recall@(\d+)$")
+
+
+def mark_shared(records: list[dict[str, Any]]) -> None:
+    """``same_embedding_as`` / ``same_clusters_as``: the first earlier record
+    with the same embedding (its u2u2i metrics and ``nmi_k*`` repeat) or the
+    same partition (ARI 1.0 between them)."""
+    for key, mark in (
+        ("embedding_fingerprint", "same_embedding_as"),
+        ("cluster_fingerprint", "same_clusters_as"),
+    ):
+        first: dict[str, str] = {}
+        for record in records:
+            digest = record.get(key)
+            if digest is None:
+                continue
+            if digest in first:
+                record[mark] = first[digest]
+            else:
+                first[digest] = record["method"]
+
+
+def _notes(record: dict[str, Any]) -> str:
+    notes = []
+    if record.get("same_embedding_as"):
+        notes.append(
+            f"embedding of {record['same_embedding_as']} (u2u2i, nmi_k* repeat it)"
+        )
+    if record.get("same_clusters_as"):
+        notes.append(f"clusters of {record['same_clusters_as']} (ARI 1.0)")
+    if record.get("reference"):
+        notes.append("reference: uses the true communities")
+    return "; ".join(notes)
+
+
+def _clusters_cell(record: dict[str, Any]) -> str:
+    if record.get("n_clusters") is None:
+        return "–"
+    return (
+        f"{int(record['n_clusters'])} ({int(record['size_min'])}–"
+        f"{int(record['size_max'])})"
+    )
+
+
+def comparison_table(records: list[dict[str, Any]]) -> str:
+    """The markdown table of ``comparison.md``, with a legend below it."""
+    protocol = _protocol_columns(records)
+    columns = [*TABLE_METRICS[:2], *protocol, *TABLE_METRICS[2:]]
+    header = "| method | " + " | ".join(columns) + " | notes |"
+    rule = "|---|" + "---:|" * len(columns) + "---|"
+    rows = []
+    for r in records:
+        cells = [
+            _clusters_cell(r) if m == "clusters" else _cell(r, m, protocol)
+            for m in columns
+        ]
+        rows.append(f"| {r['method']} | " + " | ".join(cells) + f" | {_notes(r)} |")
+    legend = [
+        "",
+        "clusters: number of clusters (smallest–largest size). "
+        "gap_closed@50 = (Recall@50 − popularity) / (oracle − popularity).",
+    ]
+    reasons = {r.get("gap_closed_reason") for r in records} - {None}
+    if reasons:
+        legend.append("gap_closed: " + "; ".join(sorted(reasons)) + ".")
+    if protocol:
+        legend.append(
+            "± in " + ", ".join(protocol) + ": std over the label protocol's KMeans "
+            "seeds (evaluation.label_protocol.seeds) on this run's one trained "
+            "embedding, not over training seeds (those: "
+            "benchmarks/bench_quality.py, benchmarks/results/quality.json)."
+        )
+    return "\n".join([header, rule, *rows, *legend]) + "\n"
+
+
+def compare(
+    baselines: dict[str, dict[str, Any]],
+    classical_baselines: dict[str, dict[str, Any]] | None = None,
+    oracle: dict[str, Any] | None = None,
+    **methods: dict[str, Any],
+) -> tuple[list[dict[str, Any]], str, Figure]:
+    """One record per method, baseline and the oracle, a markdown table and a
+    bar plot.
+
+    Rows: the methods, then ``baselines`` (popularity, random), the
+    ``classical_baselines`` (EASE, item-kNN) and, where available, the
+    ``oracle`` (marked ``reference``). Every record gets ``gap_closed@K``
+    (:func:`add_gap_closed`) and the shared-embedding / identical-cluster marks
+    (:func:`mark_shared`). The table has ``TABLE_METRICS``, with the
+    label-protocol columns (``nmi_k4`` …: mean ± std over the KMeans seeds)
+    after ``nmi`` / ``ari`` when any method has them.
     """
     records = [{"method": name, **metrics} for name, metrics in methods.items()]
     records += [{"method": name, **metrics} for name, metrics in baselines.items()]
-    protocol = _protocol_columns(records)
-    columns = [*TABLE_METRICS[:2], *protocol, *TABLE_METRICS[2:]]
-    header = "| method | " + " | ".join(columns) + " |"
-    rule = "|---|" + "---:|" * len(columns)
-    rows = [
-        f"| {r['method']} | "
-        + " | ".join(_cell(r, m, protocol) for m in columns)
-        + " |"
-        for r in records
+    records += [
+        {"method": name, **metrics}
+        for name, metrics in (classical_baselines or {}).items()
     ]
-    table = "\n".join([header, rule, *rows]) + "\n"
+    if oracle is not None and oracle.get("available", False):
+        body = {k: v for k, v in oracle.items() if k != "available"}
+        records.append({"method": ORACLE, "reference": True, **body})
+    add_gap_closed(records, oracle)
+    mark_shared(records)
+    table = comparison_table(records)
     logger.info("Method comparison:\n%s", table)
     fig = Figure(figsize=(9, 3.5))
     axes = fig.subplots(1, 3)
@@ -311,6 +554,7 @@ def evaluate_c2i_channel(
     """The cluster → top-items channel of one method's clusters (row
     ``<method>_c2i``): blend chosen on the validation split, scored on
     ``evaluation.split``."""
+    params = EvaluationParams.model_validate(params).model_dump()
     from hgt_cluster_kedro.evaluation.c2i import evaluate_c2i
 
     labels = _clusters_of(user_clusters, graph)
@@ -343,6 +587,7 @@ def evaluate_simclusters_u2i(
     """SimClusters u2i (row ``simclusters_u2i``): InterestedIn · item
     embeddings through the cluster → top-items index, own train items
     excluded."""
+    params = EvaluationParams.model_validate(params).model_dump()
     from hgt_cluster_kedro.evaluation import relevant_csr
     from hgt_cluster_kedro.evaluation.metrics import interactions_csr
     from hgt_cluster_kedro.pipelines.simclusters.nodes import frame_to_sparse

@@ -1,14 +1,17 @@
-"""Wiring of ``evaluation``: one namespaced ``evaluate`` per method, baselines,
-and the comparison over all of them."""
+"""Wiring of ``evaluation``: one namespaced ``evaluate`` per method, baselines
+(popularity and random; EASE and item-kNN), the community oracle, and the
+comparison over all of them."""
 
 from kedro.pipeline import Node, Pipeline
 
-from ..methods import METHODS
+from ..methods import selected_methods
 from .nodes import (
     compare,
     evaluate_baselines,
     evaluate_c2i_channel,
+    evaluate_classical_baselines,
     evaluate_method,
+    evaluate_oracle,
     evaluate_simclusters_u2i,
 )
 
@@ -36,7 +39,7 @@ def _template() -> Pipeline:
     )
 
 
-def _c2i_channels() -> Pipeline:
+def _c2i_channels(methods) -> Pipeline:
     """One ``c2i`` node per clustered method: ``<method>.c2i_metrics``."""
     return Pipeline(
         [
@@ -53,14 +56,39 @@ def _c2i_channels() -> Pipeline:
                 name="evaluate_c2i",
                 namespace=method,
             )
-            for method in METHODS
+            for method in methods
         ]
     )
 
 
-def _simclusters_u2i() -> Pipeline:
+def _references() -> Pipeline:
+    """EASE, item-kNN and the community oracle (scored like every method)."""
+    return Pipeline(
+        [
+            Node(
+                func=evaluate_classical_baselines,
+                inputs=["interactions", "graph", "params:evaluation"],
+                outputs="classical_baseline_metrics",
+                name="evaluate_classical_baselines",
+            ),
+            Node(
+                func=evaluate_oracle,
+                inputs=[
+                    "interactions",
+                    "graph",
+                    "user_communities",
+                    "params:evaluation",
+                ],
+                outputs="oracle_metrics",
+                name="evaluate_oracle",
+            ),
+        ]
+    )
+
+
+def _simclusters_u2i(methods) -> Pipeline:
     """SimClusters u2i retrieval (InterestedIn · item embeddings)."""
-    if "simclusters" not in METHODS:
+    if "simclusters" not in methods:
         return Pipeline([])
     return Pipeline(
         [
@@ -82,18 +110,20 @@ def _simclusters_u2i() -> Pipeline:
     )
 
 
-#: extra comparison rows (recall channels): record name -> metrics dataset
-CHANNEL_ROWS = {
-    **{f"{m}_c2i": f"{m}.c2i_metrics" for m in METHODS},
-    **(
-        {"simclusters_u2i": "simclusters.u2i_metrics"}
-        if "simclusters" in METHODS
-        else {}
-    ),
-}
+def channel_rows(methods) -> dict[str, str]:
+    """Extra comparison rows (recall channels): record name -> metrics dataset."""
+    return {
+        **{f"{m}_c2i": f"{m}.c2i_metrics" for m in methods},
+        **(
+            {"simclusters_u2i": "simclusters.u2i_metrics"}
+            if "simclusters" in methods
+            else {}
+        ),
+    }
 
 
 def create_pipeline(**kwargs) -> Pipeline:
+    methods = selected_methods()
     per_method = sum(
         (
             Pipeline(
@@ -106,14 +136,15 @@ def create_pipeline(**kwargs) -> Pipeline:
                 },
                 parameters={"params:evaluation": "params:evaluation"},
             )
-            for method, m in METHODS.items()
+            for method, m in methods.items()
         ),
         Pipeline([]),
     )
     return (
         per_method
-        + _c2i_channels()
-        + _simclusters_u2i()
+        + _c2i_channels(methods)
+        + _simclusters_u2i(methods)
+        + _references()
         + Pipeline(
             [
                 Node(
@@ -126,8 +157,10 @@ def create_pipeline(**kwargs) -> Pipeline:
                     func=compare,
                     inputs={
                         "baselines": "baseline_metrics",
-                        **{m: f"{m}.metrics" for m in METHODS},
-                        **CHANNEL_ROWS,
+                        "classical_baselines": "classical_baseline_metrics",
+                        "oracle": "oracle_metrics",
+                        **{m: f"{m}.metrics" for m in methods},
+                        **channel_rows(methods),
                     },
                     outputs=["comparison", "comparison_table", "comparison_plot"],
                     name="compare_methods",
