@@ -36,12 +36,14 @@ DEFAULT_PIPELINES = (
     "count_profile",
     "clustering",
     "som",
+    "session",
     "evaluation",
 )
 
 #: Default run of the environments whose data does not come from the generator.
 ENV_DEFAULT_PIPELINES: dict[str, tuple[str, ...]] = {
     "dblp": ("ingestion", *DEFAULT_PIPELINES[1:]),
+    "diginetica_sample": ("session_csv",),
 }
 
 

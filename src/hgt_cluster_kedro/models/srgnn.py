@@ -156,7 +156,9 @@ class SRGNN(nn.Module):
         soft attention over the real clicks, hybrid with the last click."""
         lengths = mask.sum(1)
         last = seq_hidden[torch.arange(len(lengths), device=mask.device), lengths - 1]
-        q = torch.sigmoid(self.linear_one(last)[:, None, :] + self.linear_two(seq_hidden))
+        q = torch.sigmoid(
+            self.linear_one(last)[:, None, :] + self.linear_two(seq_hidden)
+        )
         alpha = self.linear_three(q)  # (B, L, 1)
         s_g = (alpha * seq_hidden * mask[:, :, None].to(seq_hidden.dtype)).sum(1)
         if not self.hybrid:
@@ -166,9 +168,7 @@ class SRGNN(nn.Module):
     def session_vectors(self, batch: SessionGraphBatch) -> Tensor:
         """Session vectors of a :class:`SessionGraphBatch`."""
         h = self.gnn(batch.adj_in, batch.adj_out, self.embedding(batch.nodes))
-        seq_hidden = h.gather(
-            1, batch.alias[:, :, None].expand(-1, -1, self.hidden)
-        )
+        seq_hidden = h.gather(1, batch.alias[:, :, None].expand(-1, -1, self.hidden))
         return self.readout(seq_hidden, batch.mask)
 
     def item_embeddings(self) -> Tensor:

@@ -41,6 +41,15 @@ METHODS: dict[str, Method] = {
 }
 
 
+#: methods that recommend directly (no user embeddings, no clusters): method name
+#: -> prefix of its ``<prefix>_candidates`` (per-user top-K: ``user``, ``item``,
+#: ``rank``) and ``<prefix>_training``; ``evaluation`` scores the lists with the
+#: same Recall / NDCG@K as u2u2i.
+CANDIDATE_METHODS: dict[str, str] = {
+    "srgnn": "srgnn",
+}
+
+
 def methods_using(clusterer: str) -> dict[str, str]:
     """``{method name: embeddings prefix}`` of the methods using ``clusterer``."""
     return {n: m.embeddings for n, m in METHODS.items() if m.clusterer == clusterer}

@@ -191,7 +191,9 @@ def train_srgnn(
         best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         start_epoch = 0
         if checkpoint_dir is not None and resume:
-            found = latest_checkpoint(checkpoint_dir, CHECKPOINT_PREFIX, max_epoch=epochs)
+            found = latest_checkpoint(
+                checkpoint_dir, CHECKPOINT_PREFIX, max_epoch=epochs
+            )
             if found is not None:
                 start_epoch, history, best_state = _restore(
                     found[1], config, model, optimizer, gen
@@ -230,13 +232,24 @@ def train_srgnn(
                 seconds,
                 len(train) / max(seconds, 1e-9),
                 top_k,
-                f"{history['valid_hitrate'][-1]:.4f}" if history["valid_hitrate"] else "–",
+                f"{history['valid_hitrate'][-1]:.4f}"
+                if history["valid_hitrate"]
+                else "–",
                 top_k,
                 f"{history['valid_mrr'][-1]:.4f}" if history["valid_mrr"] else "–",
             )
             if checkpoint_dir is not None:
-                _save(checkpoint_dir, epoch + 1, config, model, optimizer, gen,
-                      history, best_state, keep_checkpoints)
+                _save(
+                    checkpoint_dir,
+                    epoch + 1,
+                    config,
+                    model,
+                    optimizer,
+                    gen,
+                    history,
+                    best_state,
+                    keep_checkpoints,
+                )
         model.load_state_dict(best_state)
         model.eval()
     finally:

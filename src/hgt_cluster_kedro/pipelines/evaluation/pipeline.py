@@ -3,8 +3,8 @@ and the comparison over all of them."""
 
 from kedro.pipeline import Node, Pipeline
 
-from ..methods import METHODS
-from .nodes import compare, evaluate_baselines, evaluate_method
+from ..methods import CANDIDATE_METHODS, METHODS
+from .nodes import compare, evaluate_baselines, evaluate_candidates, evaluate_method
 
 SHARED = ["interactions", "graph", "user_communities"]
 
@@ -47,22 +47,44 @@ def create_pipeline(**kwargs) -> Pipeline:
         ),
         Pipeline([]),
     )
-    return per_method + Pipeline(
+    per_candidates = Pipeline(
         [
             Node(
-                func=evaluate_baselines,
-                inputs=["interactions", "graph", "params:evaluation"],
-                outputs="baseline_metrics",
-                name="evaluate_baselines",
-            ),
-            Node(
-                func=compare,
+                func=evaluate_candidates,
                 inputs={
-                    "baselines": "baseline_metrics",
-                    **{m: f"{m}.metrics" for m in METHODS},
+                    "candidates": f"{prefix}_candidates",
+                    "interactions": "interactions",
+                    "graph": "graph",
+                    "training": f"{prefix}_training",
+                    "params": "params:evaluation",
                 },
-                outputs=["comparison", "comparison_table", "comparison_plot"],
-                name="compare_methods",
-            ),
+                outputs=f"{method}.metrics",
+                name=f"{method}.evaluate",
+            )
+            for method, prefix in CANDIDATE_METHODS.items()
         ]
+    )
+    return (
+        per_method
+        + per_candidates
+        + Pipeline(
+            [
+                Node(
+                    func=evaluate_baselines,
+                    inputs=["interactions", "graph", "params:evaluation"],
+                    outputs="baseline_metrics",
+                    name="evaluate_baselines",
+                ),
+                Node(
+                    func=compare,
+                    inputs={
+                        "baselines": "baseline_metrics",
+                        **{m: f"{m}.metrics" for m in METHODS},
+                        **{m: f"{m}.metrics" for m in CANDIDATE_METHODS},
+                    },
+                    outputs=["comparison", "comparison_table", "comparison_plot"],
+                    name="compare_methods",
+                ),
+            ]
+        )
     )
