@@ -59,6 +59,7 @@ def scorer(model: SRGNN, device: torch.device | str = "cpu"):
 
 def _epoch(
     model: SRGNN,
+    *,
     train: Prefixes,
     optimizer: torch.optim.Optimizer,
     gen: torch.Generator,
@@ -206,7 +207,14 @@ def train_srgnn(
             rate = lr * lr_dc ** (epoch // lr_dc_step)
             for group in optimizer.param_groups:
                 group["lr"] = rate
-            loss, seconds = _epoch(model, train, optimizer, gen, batch_size, dev)
+            loss, seconds = _epoch(
+                model,
+                train=train,
+                optimizer=optimizer,
+                gen=gen,
+                batch_size=batch_size,
+                device=dev,
+            )
             history["epoch"].append(epoch + 1)
             history["loss"].append(loss)
             history["seconds"].append(seconds)
@@ -241,14 +249,14 @@ def train_srgnn(
             if checkpoint_dir is not None:
                 _save(
                     checkpoint_dir,
-                    epoch + 1,
-                    config,
-                    model,
-                    optimizer,
-                    gen,
-                    history,
-                    best_state,
-                    keep_checkpoints,
+                    epoch=epoch + 1,
+                    config=config,
+                    model=model,
+                    optimizer=optimizer,
+                    gen=gen,
+                    history=history,
+                    best_state=best_state,
+                    keep=keep_checkpoints,
                 )
         model.load_state_dict(best_state)
         model.eval()
@@ -267,6 +275,7 @@ def _stopped(history: Mapping[str, Any], key: str, patience: int | None) -> bool
 
 def _save(
     directory: str | Path,
+    *,
     epoch: int,
     config: Mapping[str, Any],
     model: SRGNN,
