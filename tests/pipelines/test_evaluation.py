@@ -13,7 +13,7 @@ from hgt_cluster_kedro.pipelines.evaluation.nodes import (
     evaluate_baselines,
     evaluate_method,
 )
-from hgt_cluster_kedro.pipelines.methods import METHODS
+from hgt_cluster_kedro.pipelines.methods import CANDIDATE_METHODS, METHODS
 
 
 def _load(project, name):
@@ -33,7 +33,7 @@ def test_default_run_writes_comparison(tiny_default_run):
     catalog = tiny_default_run.catalog()
     comparison = catalog.load("comparison")
     methods = [r["method"] for r in comparison]
-    assert methods == [*METHODS, "popularity", "random"]
+    assert methods == [*METHODS, *CANDIDATE_METHODS, "popularity", "random"]
     by_method = {r["method"]: r for r in comparison}
     twhin = by_method["twhin_kmeans"]
     for key in ("nmi", "ari", "recall@50", "ndcg@50", "hitrate@50", "train_seconds"):
