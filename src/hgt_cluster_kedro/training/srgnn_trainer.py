@@ -136,23 +136,16 @@ def train_srgnn(
         ``epoch``, ``loss``, ``seconds``, ``valid_hitrate``, ``valid_mrr``,
         ``best_epoch``, ``lr``.
     """
-    for name, value, low in (
-        ("hidden", hidden, 1),
-        ("step", step, 1),
-        ("epochs", epochs, 1),
-        ("batch_size", batch_size, 1),
-        ("lr_dc_step", lr_dc_step, 1),
-        ("top_k", top_k, 1),
-    ):
-        if int(value) < low:
-            raise ValueError(f"session.model.{name} must be >= {low} (got {value})")
-    if select_metric not in ("mrr", "hitrate"):
-        raise ValueError(
-            f"session.model.select_metric must be 'mrr' or 'hitrate' (got "
-            f"{select_metric!r})"
-        )
-    if len(train) == 0:
-        raise ValueError("session: no training prefix (no train session left)")
+    _check(
+        hidden=hidden,
+        step=step,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr_dc_step=lr_dc_step,
+        top_k=top_k,
+        select_metric=select_metric,
+        n_train=len(train),
+    )
     dev = torch.device(device)
     old_threads = torch.get_num_threads()
     if num_threads:
@@ -264,6 +257,20 @@ def train_srgnn(
         if num_threads:
             torch.set_num_threads(old_threads)
     return model, history
+
+
+def _check(*, select_metric: str, n_train: int, **positive: int) -> None:
+    """Early errors naming the ``session.model`` parameter."""
+    for name, value in positive.items():
+        if int(value) < 1:
+            raise ValueError(f"session.model.{name} must be >= 1 (got {value})")
+    if select_metric not in ("mrr", "hitrate"):
+        raise ValueError(
+            f"session.model.select_metric must be 'mrr' or 'hitrate' (got "
+            f"{select_metric!r})"
+        )
+    if n_train == 0:
+        raise ValueError("session: no training prefix (no train session left)")
 
 
 def _stopped(history: Mapping[str, Any], key: str, patience: int | None) -> bool:
