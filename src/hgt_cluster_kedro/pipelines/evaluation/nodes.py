@@ -209,6 +209,8 @@ def evaluate_candidates(
     """Recall / NDCG / HitRate@K of a method's own per-user lists (``user``,
     ``item``, ``rank``; contiguous ids), on the same query users as u2u2i: every
     user with a held-out item; a user without a list counts as a miss."""
+    if training.get("disabled"):  # the channel is off for this dataset
+        return {"disabled": True}
     missing = [c for c in ("user", "item", "rank") if c not in candidates.columns]
     if missing:
         raise ValueError(f"candidates: missing column(s) {missing}")
@@ -305,7 +307,12 @@ def compare(
     …: mean ± std over the KMeans seeds) after ``nmi`` / ``ari`` when any
     method has them.
     """
-    records = [{"method": name, **metrics} for name, metrics in methods.items()]
+    # a channel switched off for this dataset (``{"disabled": True}``) has no row
+    records = [
+        {"method": name, **metrics}
+        for name, metrics in methods.items()
+        if not metrics.get("disabled")
+    ]
     records += [{"method": name, **metrics} for name, metrics in baselines.items()]
     protocol = _protocol_columns(records)
     columns = [*TABLE_METRICS[:2], *protocol, *TABLE_METRICS[2:]]

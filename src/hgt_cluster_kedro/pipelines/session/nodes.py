@@ -41,6 +41,15 @@ from .._common import checkpoint_dir, run_fingerprint
 logger = logging.getLogger(__name__)
 
 
+def _disabled(params: dict[str, Any]) -> bool:
+    """``session.enabled: false``: the channel is off for a dataset without
+    timestamps (e.g. DBLP); every node writes an empty, marked result."""
+    return not params.get("enabled", True)
+
+
+_OFF = {"disabled": True, "reason": "session.enabled is false"}
+
+
 def _prepared(clicks: pd.DataFrame, params: dict[str, Any]):
     return prepare(
         clicks,
@@ -57,6 +66,17 @@ def clicks_from_graph(
 ) -> pd.DataFrame:
     """Sessions of the configured relations, cut per user and split
     (``session_clicks``)."""
+    if _disabled(params):
+        logger.info("Session channel off (session.enabled: false)")
+        return pd.DataFrame(
+            {
+                "session": pd.Series(dtype="int64"),
+                "owner": pd.Series(dtype="int64"),
+                "item": pd.Series(dtype="int64"),
+                "time": pd.Series(dtype="int64"),
+                "split": pd.Series(dtype="object"),
+            }
+        )
     schema = graph.schema
     clicks = clicks_from_relations(
         raw_edges,
@@ -94,6 +114,8 @@ def train(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Train SR-GNN on the train sessions, select the epoch on the valid ones;
     return the model (tensors + metadata) and a training summary."""
+    if _disabled(params):
+        return {"tensors": {}, "metadata": dict(_OFF)}, {"method": "srgnn", **_OFF}
     data = _prepared(clicks, params)
     max_length = params.get("max_length")
     train_ex = prefixes(data.train, max_length)
@@ -178,6 +200,8 @@ def report(
 ) -> dict[str, Any]:
     """Next-item HitRate@K / MRR@K over every prefix of the test sessions, for
     SR-GNN and the popularity, item-kNN and SKNN baselines (``session_report``)."""
+    if _disabled(params):
+        return dict(_OFF)
     data = _prepared(clicks, params)
     _check_vocab(model_state, data)
     cfg = params["report"]
@@ -221,6 +245,12 @@ def candidates(
     """Each user's top-K SR-GNN items after their latest train session(s), train
     items excluded (``srgnn_candidates``: user, item, user_id, item_id, rank,
     score)."""
+    if _disabled(params):
+        return pd.DataFrame(
+            {c: pd.Series(dtype="int64") for c in ("user", "item", "user_id")}
+            | {"item_id": pd.Series(dtype="int64"), "rank": pd.Series(dtype="int32")}
+            | {"score": pd.Series(dtype="float32")}
+        )
     data = _prepared(clicks, params)
     _check_vocab(model_state, data)
     cfg = params["candidates"]
