@@ -47,22 +47,35 @@ def create_pipeline(**kwargs) -> Pipeline:
         ),
         Pipeline([]),
     )
-    per_candidates = Pipeline(
-        [
-            Node(
-                func=evaluate_candidates,
+    per_candidates = sum(
+        (
+            Pipeline(
+                [
+                    Node(
+                        func=evaluate_candidates,
+                        inputs={
+                            "candidates": "candidates",
+                            "interactions": "interactions",
+                            "graph": "graph",
+                            "training": "training",
+                            "params": "params:evaluation",
+                        },
+                        outputs="metrics",
+                        name="evaluate",
+                    )
+                ],
+                namespace=method,
                 inputs={
                     "candidates": f"{prefix}_candidates",
+                    "training": f"{prefix}_training",
                     "interactions": "interactions",
                     "graph": "graph",
-                    "training": f"{prefix}_training",
-                    "params": "params:evaluation",
                 },
-                outputs=f"{method}.metrics",
-                name=f"{method}.evaluate",
+                parameters={"params:evaluation": "params:evaluation"},
             )
             for method, prefix in CANDIDATE_METHODS.items()
-        ]
+        ),
+        Pipeline([]),
     )
     return (
         per_method
