@@ -164,6 +164,10 @@ def configure_tiny_default_run(project: KedroProject) -> KedroProject:
     if som is not None:  # SOM clustering (when the pipeline exists)
         som.update({"rows": 4, "cols": 4, "k": 4, "epochs": 5, "progress": False})
         project.set_params("parameters_som.yml", "som", som)
+    session = _conf_params(project, "session")
+    if session is not None:  # SR-GNN: one small epoch
+        session["model"].update({"hidden": 16, "epochs": 1, "batch_size": 256})
+        project.set_params("parameters_session.yml", "session", session)
     return project
 
 

@@ -149,3 +149,68 @@ def test_bad_parameters_name_the_parameter(overrides, message):
     with pytest.raises(ValidationError) as err:
         GeneratorConfig.model_validate(tiny_generation_params(**overrides))
     assert message in str(err.value)
+
+
+def test_sessions_block_off_keeps_default_outputs():
+    """The optional ``sessions`` block is off by default and leaves the generator's
+    outputs bit-identical to the code before it existed (digest recorded then)."""
+    import hashlib
+
+    import pandas as pd
+
+    from hgt_cluster_kedro.generation import planted
+    from hgt_cluster_kedro.generation.config import GeneratorConfig
+
+    cfg = GeneratorConfig(
+        seed=7,
+        n_parts=2,
+        n_users=300,
+        n_notes=400,
+        n_communities=4,
+        relations={
+            "follow_note": {"n_edges": 3000, "p_in_community": 0.35},
+            "comment_note": {
+                "n_edges": 1200,
+                "p_in_community": 0.55,
+                "weight_mean": 1.0,
+            },
+            "share_note": {"n_edges": 600, "p_in_community": 0.75, "weight_mean": 0.5},
+        },
+    )
+    assert cfg.sessions is None
+    h = hashlib.sha256()
+    frames = [
+        planted.edges_frame(cfg, rel, b) for rel in cfg.relations for b in range(2)
+    ]
+    frames += [
+        f(cfg, b) for b in range(2) for f in (planted.users_frame, planted.notes_frame)
+    ]
+    for frame in frames:
+        h.update(pd.util.hash_pandas_object(frame, index=False).values.tobytes())
+    assert h.hexdigest() == (
+        "7fb23a6808f190c8af03f9599bc35f63162c4a4c9d21919962798a2730ac7c13"
+    )
+
+
+def test_sessions_block_plants_successors():
+    import pandas as pd
+
+    from hgt_cluster_kedro.generation import planted
+    from hgt_cluster_kedro.generation.config import GeneratorConfig
+
+    params = tiny_generation_params(
+        sessions={"relation": "follow_note", "p_follow": 0.9, "mean_length": 5}
+    )
+    cfg = GeneratorConfig.model_validate(params)
+    edges = planted.edges_frame(cfg, "follow_note", 0)
+    assert not edges.duplicated(["user_id", "note_id"]).any()
+    succ = planted.planted_successors(cfg)
+    e = edges.sort_values(["user_id", "timestamp"])
+    same = e.user_id.eq(e.user_id.shift()) & (e.timestamp.diff() < pd.Timedelta("1h"))
+    prev = e.note_id.shift()[same].astype(int).to_numpy()
+    rate = (succ[prev] == e.note_id[same].to_numpy()).mean()
+    assert 0.8 < rate <= 0.95
+    with pytest.raises(ValueError, match="sessions.relation='nope'"):
+        GeneratorConfig.model_validate(
+            tiny_generation_params(sessions={"relation": "nope"})
+        )

@@ -14,7 +14,7 @@ from hgt_cluster_kedro.pipelines.evaluation.nodes import (
     evaluate_method,
 )
 from hgt_cluster_kedro.pipelines.evaluation.pipeline import channel_rows
-from hgt_cluster_kedro.pipelines.methods import METHODS
+from hgt_cluster_kedro.pipelines.methods import CANDIDATE_METHODS, METHODS
 
 
 def _load(project, name):
@@ -37,6 +37,7 @@ def test_default_run_writes_comparison(tiny_default_run):
     assert methods == [
         *METHODS,
         *channel_rows(METHODS),
+        *CANDIDATE_METHODS,
         "popularity",
         "random",
         "ease",

@@ -47,6 +47,7 @@ DEFAULT_RUN = (
     "simclusters",
     "clustering",
     "som",
+    "session",
     "evaluation",
 )
 

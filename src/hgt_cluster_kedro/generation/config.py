@@ -35,6 +35,33 @@ class RelationConfig(BaseModel):
     weight_mean: float = Field(default=0.0, ge=0.0)
 
 
+class SessionsConfig(BaseModel):
+    """Planted session structure of one relation (optional; off by default, so
+    the default data is unchanged).
+
+    The relation's clicks of each user come in sessions (geometric lengths of
+    mean ``mean_length``, clicks ``click_interval_s`` seconds apart on average).
+    A session's first note is drawn as any edge of the relation; each next note
+    is, with probability ``p_follow``, the planted successor of the previous one
+    (the notes of every topic in a fixed random cyclic order), else a fresh draw.
+    A user's repeated (user, note) clicks are dropped (edges stay distinct), so
+    the relation has at most ``n_edges`` edges.
+
+    Args:
+        relation: the relation drawn as sessions.
+        mean_length: mean clicks per session (> 1).
+        p_follow: probability that the next note is the planted successor.
+        click_interval_s: mean seconds between two clicks of a session.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    relation: str = "follow_note"
+    mean_length: float = Field(default=6.0, gt=1.0)
+    p_follow: float = Field(default=0.8, ge=0.0, le=1.0)
+    click_interval_s: float = Field(default=60.0, gt=0.0)
+
+
 class DaskConfig(BaseModel):
     """Where the dask mode runs: a LocalCluster, or an existing scheduler."""
 
@@ -73,6 +100,7 @@ class GeneratorConfig(BaseModel):
     start_time: datetime = datetime(2024, 1, 1)
     end_time: datetime = datetime(2024, 7, 1)
     dask: DaskConfig = DaskConfig()
+    sessions: SessionsConfig | None = None
 
     @field_validator("relations")
     @classmethod
@@ -108,6 +136,11 @@ class GeneratorConfig(BaseModel):
             raise ValueError(
                 f"n_parts={self.n_parts} must be <= n_users={self.n_users} "
                 "(allowed range: 1..n_users)"
+            )
+        if self.sessions is not None and self.sessions.relation not in self.relations:
+            raise ValueError(
+                f"sessions.relation={self.sessions.relation!r} is not a relation; "
+                f"known: {list(self.relations)}"
             )
         if self.end_time <= self.start_time:
             raise ValueError(

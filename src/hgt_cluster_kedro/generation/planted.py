@@ -34,6 +34,7 @@ _STREAM_GLOBAL = 0
 _STREAM_USERS = 1
 _STREAM_NOTES = 2
 _STREAM_EDGES = 3
+_STREAM_SESSIONS = 4
 _MIXTURE_ROUNDS = 4
 
 USER_COLUMNS = {
@@ -314,6 +315,78 @@ def _degrees(
         deg = deg + rng.multinomial(excess, room / room.sum())
 
 
+@lru_cache(maxsize=4)
+def _successors_cached(config_json: str) -> np.ndarray:
+    config = GeneratorConfig.model_validate_json(config_json)
+    ns = note_sampler(config)
+    rng = _rng(config, _STREAM_SESSIONS)
+    succ = np.empty(config.n_notes, dtype=np.int64)
+    for t in range(config.n_communities):
+        notes = rng.permutation(ns.order[ns.seg_start[t] : ns.seg_end[t]])
+        succ[notes] = np.roll(notes, -1)
+    return succ
+
+
+def planted_successors(config: GeneratorConfig) -> np.ndarray:
+    """``succ[note]``: the planted next note of ``note`` (its topic's notes in a
+    fixed random cyclic order); the transition oracle of ``sessions``."""
+    return _successors_cached(config.model_dump_json())
+
+
+def _session_edges(
+    config: GeneratorConfig,
+    rel_index: int,
+    deg: np.ndarray,
+    ub: UserBlock,
+    block: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Clicks of ``sessions.relation``: ``(user_local, note, time_ms)``, each
+    user's ``deg`` clicks in sessions that follow the planted successors; repeated
+    (user, note) clicks dropped (the first kept)."""
+    sc = config.sessions
+    rel = config.relations[sc.relation]
+    ns = note_sampler(config)
+    succ = planted_successors(config)
+    rng = _rng(config, _STREAM_SESSIONS, rel_index, block)
+    user = np.repeat(np.arange(len(deg)), deg)
+    starts = np.r_[0, np.cumsum(deg)[:-1]]
+    first_of_user = np.zeros(len(user), bool)
+    first_of_user[starts[deg > 0]] = True
+    new = first_of_user | (rng.random(len(user)) < 1.0 / sc.mean_length)
+    session = np.cumsum(new) - 1
+    position = np.arange(len(user)) - np.flatnonzero(new)[session]
+    note = np.empty(len(user), dtype=np.int64)
+    follow = rng.random(len(user)) < sc.p_follow
+    inside = rng.random(len(user)) < rel.p_in_community
+    for pos in range(int(position.max(initial=-1)) + 1):
+        at = np.flatnonzero(position == pos)
+        fresh = at if pos == 0 else at[~follow[at]]
+        ins = fresh[inside[fresh]]
+        note[ins] = ns.in_topic(ub.community[user[ins]], rng)
+        out = fresh[~inside[fresh]]
+        note[out] = ns.popular(len(out), rng)
+        if pos:
+            chained = at[follow[at]]
+            note[chained] = succ[note[chained - 1]]
+    _, end = _times(config)
+    n_sessions = int(session[-1]) + 1 if len(session) else 0
+    span = 86_400_000  # sessions start at least a day before the end
+    lo = ub.signup_ms[user[new]]
+    begin = lo + (rng.random(n_sessions) * np.maximum(end - span - lo, 1)).astype(
+        np.int64
+    )
+    step = rng.exponential(sc.click_interval_s * 1000.0, len(user)).astype(np.int64)
+    step[new] = 0
+    within = np.cumsum(step) - np.cumsum(step)[np.flatnonzero(new)][session]
+    time = begin[session] + within
+    key = user.astype(np.int64) * config.n_notes + note
+    order = np.lexsort((time, key))
+    keep = np.zeros(len(key), bool)
+    ks = key[order]
+    keep[order[np.r_[True, ks[1:] != ks[:-1]]] if len(ks) else order] = True
+    return user[keep], note[keep], time[keep]
+
+
 def edges_frame(config: GeneratorConfig, relation: str, block: int) -> pd.DataFrame:
     """Edges of ``relation`` whose user lies in ``block``.
 
@@ -331,6 +404,18 @@ def edges_frame(config: GeneratorConfig, relation: str, block: int) -> pd.DataFr
     rng = _rng(config, _STREAM_EDGES, rel_index, block)
     n_notes = config.n_notes
     deg = _degrees(block_total, ub.activity, config.max_degree, rng)
+    if config.sessions is not None and config.sessions.relation == relation:
+        user_local, note, ts = _session_edges(config, rel_index, deg, ub, block)
+        weight = 1.0 + rng.poisson(rel.weight_mean, size=len(note))
+        order = np.lexsort((note, user_local))
+        return pd.DataFrame(
+            {
+                "user_id": ub.user_id[user_local[order]],
+                "note_id": note[order],
+                "weight": weight.astype(np.float32),
+                "timestamp": ts[order].astype("datetime64[ms]"),
+            }
+        )
 
     local = np.arange(len(ub.user_id))
     keys = np.empty(0, dtype=np.int64)

@@ -77,12 +77,32 @@ def selected_methods() -> dict[str, Method]:
     if not raw:
         return dict(METHODS)
     names = [n.strip() for n in raw.split(",") if n.strip()]
-    unknown = [n for n in names if n not in METHODS]
+    unknown = [n for n in names if n not in METHODS and n not in CANDIDATE_METHODS]
     if unknown:
         raise ValueError(
             f"{METHODS_ENV}={raw!r}: unknown methods {unknown}; known: {list(METHODS)}"
         )
     return {n: m for n, m in METHODS.items() if n in names}
+
+
+#: methods that recommend directly (no user embeddings, no clusters): method name
+#: -> prefix of its ``<prefix>_candidates`` (per-user top-K: ``user``, ``item``,
+#: ``rank``) and ``<prefix>_training``; ``evaluation`` scores the lists with the
+#: same Recall / NDCG@K as u2u2i.
+CANDIDATE_METHODS: dict[str, str] = {
+    "srgnn": "srgnn",
+}
+
+
+def selected_candidates() -> dict[str, str]:
+    """The candidate-list methods named in ``$HGT_METHODS`` (all of
+    :data:`CANDIDATE_METHODS` when unset or empty)."""
+    raw = os.environ.get(METHODS_ENV, "").strip()
+    if not raw:
+        return dict(CANDIDATE_METHODS)
+    selected_methods()  # unknown names raise
+    names = {n.strip() for n in raw.split(",")}
+    return {n: p for n, p in CANDIDATE_METHODS.items() if n in names}
 
 
 def methods_using(clusterer: str) -> dict[str, str]:

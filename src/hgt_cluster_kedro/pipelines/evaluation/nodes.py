@@ -207,6 +207,51 @@ def evaluate_method(
     return record
 
 
+def evaluate_candidates(
+    *,
+    candidates: pd.DataFrame,
+    interactions: pd.DataFrame,
+    graph: GraphArtifact,
+    training: dict[str, Any],
+    params: dict[str, Any],
+) -> dict[str, Any]:
+    """Recall / NDCG / HitRate@K of a method's own per-user lists (``user``,
+    ``item``, ``rank``; contiguous ids), on the same query users as u2u2i: every
+    user with a held-out item; a user without a list counts as a miss."""
+    params = EvaluationParams.model_validate(params).model_dump()
+    if training.get("disabled"):  # the channel is off for this dataset
+        return {"disabled": True}
+    missing = [c for c in ("user", "item", "rank") if c not in candidates.columns]
+    if missing:
+        raise ValueError(f"candidates: missing column(s) {missing}")
+    test_u, test_i = _test_pairs(interactions, params["split"])
+    n_users = graph.num_nodes[graph.schema.user_type]
+    n_items = graph.num_nodes[graph.schema.item_type]
+    ks = tuple(params["ks"])
+    query = np.unique(test_u)
+    row = np.full(n_users, -1, np.int64)
+    row[query] = np.arange(len(query))
+    recs = np.full((len(query), max(ks)), -1, np.int64)
+    r = row[candidates["user"].to_numpy(np.int64)]
+    rank = candidates["rank"].to_numpy(np.int64)
+    ok = (r >= 0) & (rank < max(ks))
+    recs[r[ok], rank[ok]] = candidates["item"].to_numpy(np.int64)[ok]
+    relevant = relevant_csr(test_u, test_i, n_users, n_items)[query]
+    record = {
+        **ranking_metrics(recs, relevant, ks),
+        "coverage": float((recs[:, 0] >= 0).mean()),
+        "train_seconds": float(training.get("train_seconds", float("nan"))),
+        "peak_memory_mb": float(training.get("peak_memory_mb", float("nan"))),
+    }
+    logger.info(
+        "Candidates: Recall@%d %.4f, coverage %.3f",
+        max(ks),
+        record.get(f"recall@{max(ks)}", float("nan")),
+        record["coverage"],
+    )
+    return record
+
+
 def evaluate_baselines(
     interactions: pd.DataFrame, graph: GraphArtifact, params: EvaluationParams
 ) -> dict[str, dict[str, Any]]:
@@ -504,7 +549,12 @@ def compare(
     label-protocol columns (``nmi_k4`` …: mean ± std over the KMeans seeds)
     after ``nmi`` / ``ari`` when any method has them.
     """
-    records = [{"method": name, **metrics} for name, metrics in methods.items()]
+    # a channel switched off for this dataset (``{"disabled": True}``) has no row
+    records = [
+        {"method": name, **metrics}
+        for name, metrics in methods.items()
+        if not metrics.get("disabled")
+    ]
     records += [{"method": name, **metrics} for name, metrics in baselines.items()]
     records += [
         {"method": name, **metrics}

@@ -4,11 +4,12 @@ comparison over all of them."""
 
 from kedro.pipeline import Node, Pipeline
 
-from ..methods import selected_methods
+from ..methods import selected_candidates, selected_methods
 from .nodes import (
     compare,
     evaluate_baselines,
     evaluate_c2i_channel,
+    evaluate_candidates,
     evaluate_classical_baselines,
     evaluate_method,
     evaluate_oracle,
@@ -140,8 +141,40 @@ def create_pipeline(**kwargs) -> Pipeline:
         ),
         Pipeline([]),
     )
+    candidates = selected_candidates()
+    per_candidates = sum(
+        (
+            Pipeline(
+                [
+                    Node(
+                        func=evaluate_candidates,
+                        inputs={
+                            "candidates": "candidates",
+                            "interactions": "interactions",
+                            "graph": "graph",
+                            "training": "training",
+                            "params": "params:evaluation",
+                        },
+                        outputs="metrics",
+                        name="evaluate",
+                    )
+                ],
+                namespace=method,
+                inputs={
+                    "candidates": f"{prefix}_candidates",
+                    "training": f"{prefix}_training",
+                    "interactions": "interactions",
+                    "graph": "graph",
+                },
+                parameters={"params:evaluation": "params:evaluation"},
+            )
+            for method, prefix in candidates.items()
+        ),
+        Pipeline([]),
+    )
     return (
         per_method
+        + per_candidates
         + _c2i_channels(methods)
         + _simclusters_u2i(methods)
         + _references()
@@ -161,6 +194,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                         "oracle": "oracle_metrics",
                         **{m: f"{m}.metrics" for m in methods},
                         **channel_rows(methods),
+                        **{m: f"{m}.metrics" for m in candidates},
                     },
                     outputs=["comparison", "comparison_table", "comparison_plot"],
                     name="compare_methods",

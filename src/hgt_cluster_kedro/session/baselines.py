@@ -1,0 +1,108 @@
+"""Session-based baselines as the session literature reports them.
+
+* popularity: train click counts, the same list for every prefix;
+* item-kNN (Sarwar et al. 2001, the GRU4Rec / SR-GNN baseline): cosine of two
+  items' session-membership vectors; a prefix scores items by their similarity
+  to its last click;
+* session-kNN, SKNN (Jannach & Ludewig, RecSys 2017): the ``k`` train sessions
+  most similar (cosine of binary item sets) to the whole prefix vote for their
+  items with their similarity.
+
+The kNN scores add ``1e-6 x`` normalised popularity so items without evidence are
+ordered by popularity rather than by id. Items are model ids ``1..n``; score
+column ``i`` is item ``i + 1`` (as :class:`~hgt_cluster_kedro.models.srgnn.SRGNN`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from .sessions import Sessions
+
+#: weight of the popularity tie-breaker added to kNN scores
+TIE_BREAK = 1e-6
+
+
+def _membership(sessions: Sessions, num_items: int) -> sp.csr_matrix:
+    """Binary sessions x items matrix (column ``i`` = item ``i + 1``)."""
+    rows = sessions.session_index()
+    m = sp.csr_matrix(
+        (np.ones(len(rows), np.float32), (rows, sessions.items - 1)),
+        shape=(len(sessions), num_items),
+    )
+    m.data[:] = 1.0  # repeats inside a session count once
+    return m
+
+
+def _rows(seqs: np.ndarray, num_items: int) -> sp.csr_matrix:
+    """Binary prefix x items matrix of 0-padded sequences."""
+    r, c = np.nonzero(seqs > 0)
+    m = sp.csr_matrix(
+        (np.ones(len(r), np.float32), (r, seqs[r, c] - 1)),
+        shape=(len(seqs), num_items),
+    )
+    m.data[:] = 1.0
+    return m
+
+
+class Popularity:
+    """Most clicked train items first."""
+
+    def __init__(self, train: Sessions, num_items: int) -> None:
+        counts = np.bincount(train.items - 1, minlength=num_items).astype(np.float32)
+        self.pop = counts / max(float(counts.max()), 1.0)
+
+    def scores(self, seqs: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(self.pop, (len(seqs), len(self.pop))).copy()
+
+
+class ItemKNN:
+    """Item-to-item cosine over session co-occurrence, scored from the last click."""
+
+    def __init__(self, train: Sessions, num_items: int) -> None:
+        x = _membership(train, num_items)
+        co = (x.T @ x).tocsr()
+        norm = np.sqrt(np.asarray(co.diagonal(), dtype=np.float64))
+        norm[norm == 0] = 1.0
+        co.setdiag(0)
+        co.eliminate_zeros()
+        inv = sp.diags(1.0 / norm)
+        self.sim = (inv @ co @ inv).astype(np.float32).tocsr()
+        self.tie = TIE_BREAK * Popularity(train, num_items).pop
+
+    def scores(self, seqs: np.ndarray) -> np.ndarray:
+        lengths = (seqs > 0).sum(1)
+        last = seqs[np.arange(len(seqs)), lengths - 1] - 1
+        return self.sim[last].toarray() + self.tie
+
+
+class SessionKNN:
+    """SKNN: the ``k`` most similar train sessions vote for their items."""
+
+    def __init__(self, train: Sessions, num_items: int, k: int = 100) -> None:
+        if k < 1:
+            raise ValueError(f"session.baselines.sknn_k must be >= 1 (got {k})")
+        self.k = int(k)
+        self.x = _membership(train, num_items)
+        self.size = np.sqrt(np.asarray(self.x.sum(1)).ravel())
+        self.size[self.size == 0] = 1.0
+        self.num_items = num_items
+        self.tie = TIE_BREAK * Popularity(train, num_items).pop
+
+    def scores(self, seqs: np.ndarray) -> np.ndarray:
+        q = _rows(seqs, self.num_items)
+        q_size = np.sqrt(np.asarray(q.sum(1)).ravel())
+        q_size[q_size == 0] = 1.0
+        overlap = (q @ self.x.T).toarray()
+        sim = overlap / q_size[:, None] / self.size[None, :]
+        k = min(self.k, sim.shape[1])
+        if k < sim.shape[1]:
+            cut = np.partition(sim, -k, axis=1)[:, -k][:, None]
+            # ties at the cut: keep the first k by session order
+            above = sim > cut
+            room = k - above.sum(1)[:, None]
+            tied = (sim == cut) & (np.cumsum(sim == cut, 1) <= room)
+            sim = np.where(above | tied, sim, 0.0)
+        votes = sp.csr_matrix(sim.astype(np.float32)) @ self.x
+        return votes.toarray() + self.tie

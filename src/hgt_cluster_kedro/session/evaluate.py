@@ -1,0 +1,51 @@
+"""Next-item metrics over every session prefix (the SR-GNN protocol).
+
+HitRate@K (the paper's P@20) is the share of prefixes whose next item is in the
+top ``K``; MRR@K the mean reciprocal rank of the next item (0 beyond ``K``). The
+rank of the target is ``1 +`` the number of items scored higher, ties broken by
+item id (as a stable top-K would).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from .sessions import Prefixes
+
+
+def target_ranks(scores: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """1-based rank of each ``target`` (model id ``>= 1``) in its score row."""
+    rows = np.arange(len(target))
+    t = scores[rows, target - 1][:, None]
+    cols = np.arange(scores.shape[1])[None, :]
+    better = (scores > t) | ((scores == t) & (cols < (target - 1)[:, None]))
+    return better.sum(1) + 1
+
+
+def next_item_metrics(
+    score: Callable[[np.ndarray], np.ndarray],
+    examples: Prefixes,
+    *,
+    k: int = 20,
+    batch_size: int = 512,
+) -> dict[str, float]:
+    """``hitrate@k``, ``mrr@k`` and ``n_prefixes`` of ``score`` (padded prefixes
+    -> ``(B, n_items)`` scores) over every example."""
+    if len(examples) == 0:
+        raise ValueError("no session prefix to evaluate (empty split)")
+    ranks = np.concatenate(
+        [
+            target_ranks(score(examples.padded(idx)), examples.target[idx])
+            for idx in np.array_split(
+                np.arange(len(examples)), max(1, -(-len(examples) // batch_size))
+            )
+        ]
+    )
+    hit = ranks <= k
+    return {
+        f"hitrate@{k}": float(hit.mean()),
+        f"mrr@{k}": float(np.where(hit, 1.0 / ranks, 0.0).mean()),
+        "n_prefixes": int(len(ranks)),
+    }
