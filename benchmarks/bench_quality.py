@@ -326,7 +326,7 @@ def _pipelines_for(
     come from ``ingestion`` where the environment configures one, else from
     ``data_generation``; then ``graph``, the methods' training pipelines,
     ``clustering`` / ``som`` where a method uses them, and ``evaluation``."""
-    from hgt_cluster_kedro.pipeline_registry import DEFAULT_PIPELINES
+    from hgt_cluster_kedro.config.sections import SOURCES, DEFAULT_RUN
     from hgt_cluster_kedro.pipelines.methods import METHODS
 
     source = "ingestion" if params.get("ingestion") else "data_generation"
@@ -334,7 +334,7 @@ def _pipelines_for(
     needed = {m.training_pipeline for m in chosen} | {"evaluation"}
     needed |= {"clustering"} if any(m.clusterer == "kmeans" for m in chosen) else set()
     needed |= {"som"} if any(m.clusterer == "som" for m in chosen) else set()
-    per_seed = [p for p in DEFAULT_PIPELINES if p in needed]
+    per_seed = [p for p in (*SOURCES, *DEFAULT_RUN) if p in needed]
     per_seed += sorted(needed - set(per_seed))  # a method's own new pipeline
     return [source, "graph"], per_seed
 

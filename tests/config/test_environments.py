@@ -23,6 +23,7 @@ REST = (
     "simclusters",
     "clustering",
     "som",
+    "session",
     "evaluation",
 )
 

@@ -365,7 +365,8 @@ def evaluate_oracle(
         ``{"available": True, **ranking metrics}``, or ``{"available": False,
         "reason": ...}`` when it is off or there is no ground truth.
     """
-    params = EvaluationParams.model_validate(params).model_dump()
+    model = EvaluationParams.model_validate(params)
+    params = model.model_dump()
     cfg = params.get("oracle") or {}
     unknown = set(cfg) - {"enabled"}
     if unknown:
@@ -378,7 +379,7 @@ def evaluate_oracle(
             "reason": "evaluation.oracle.enabled is false: the oracle needs the "
             "communities that generated the data (planted data only)",
         }
-    truth = _truth(graph, ground_truth, params)
+    truth = _truth(graph, ground_truth, model)
     if truth is None:
         return {
             "available": False,
