@@ -326,7 +326,7 @@ def _pipelines_for(
     come from ``ingestion`` where the environment configures one, else from
     ``data_generation``; then ``graph``, the methods' training pipelines,
     ``clustering`` / ``som`` where a method uses them, and ``evaluation``."""
-    from hgt_cluster_kedro.config.sections import SOURCES, DEFAULT_RUN
+    from hgt_cluster_kedro.config.sections import DEFAULT_RUN, SOURCES
     from hgt_cluster_kedro.pipelines.methods import METHODS
 
     source = "ingestion" if params.get("ingestion") else "data_generation"
