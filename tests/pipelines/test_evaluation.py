@@ -207,7 +207,9 @@ def test_oracle_and_classical_nodes_refuse_or_explain():
         "available": False,
         "reason": "no ground truth (evaluation.ground_truth) for this data",
     }
-    with pytest.raises(ValueError, match="evaluation.oracle: unknown keys"):
+    with pytest.raises(
+        ValueError, match="evaluation.oracle.enabeld: unknown parameter"
+    ):
         evaluate_oracle(None, None, None, {"oracle": {"enabeld": True}})
     with pytest.raises(
         ValueError,

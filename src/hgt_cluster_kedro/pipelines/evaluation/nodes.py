@@ -496,6 +496,8 @@ def _notes(record: dict[str, Any]) -> str:
 def _clusters_cell(record: dict[str, Any]) -> str:
     if record.get("n_clusters") is None:
         return "–"
+    if record.get("size_min") is None or record.get("size_max") is None:
+        return f"{int(record['n_clusters'])}"
     return (
         f"{int(record['n_clusters'])} ({int(record['size_min'])}–"
         f"{int(record['size_max'])})"
