@@ -213,7 +213,7 @@ def test_oracle_and_classical_nodes_refuse_or_explain():
         evaluate_oracle(None, None, None, {"oracle": {"enabeld": True}})
     with pytest.raises(
         ValueError,
-        match=r"evaluation.classical_baselines.ease.max_items=0: .*greater than",
+        match=r"evaluation.classical_baselines.ease.max_items: Input should be greater",
     ):
         evaluate_classical_baselines(
             None, None, {"classical_baselines": {"ease": {"max_items": 0}}}

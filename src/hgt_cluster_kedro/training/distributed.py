@@ -443,8 +443,8 @@ def _train_locked(
     if pairs is not None and len(pairs[0]):
         val_path = work / "val_pairs.safetensors"
         tensors = {
-            "user": torch.as_tensor(pairs[0]).long().contiguous(),
-            "item": torch.as_tensor(pairs[1]).long().contiguous(),
+            "user": torch.as_tensor(np.array(pairs[0])).long().contiguous(),
+            "item": torch.as_tensor(np.array(pairs[1])).long().contiguous(),
         }
         atomic_write(val_path, lambda p: save_file(tensors, str(p)))
     owners_path = None
