@@ -369,8 +369,16 @@ class HGTTrainParams(HGTTrainConfig):
     checkpoint_every: int = Field(default=200, ge=0)
     #: ``<run dir>``: ``checkpoints/`` in the run's directory under ``hgt.run_dir``
     checkpoint_dir: str | None = RUN_DIR
-    patience: int | None = Field(default=2, ge=1)
+    patience: int | None = Field(default=1, ge=1)
     val_max_users: int | None = Field(default=2000, gt=0)
+    full_batch_size: int = Field(default=2048, gt=0)
+    #: link + co-engagement (chosen on validation recall, docs/hgt.md)
+    objectives: ObjectivesConfig = Field(  # type: ignore[valid-type]
+        default_factory=lambda: ObjectivesConfig(
+            link={},
+            coengagement={"batch_size": 2048},
+        )
+    )
 
 
 class LaunchParams(BaseModel):
