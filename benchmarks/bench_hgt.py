@@ -212,6 +212,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--users", type=int, default=None)
     parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument(
+        "--skip-epochs",
+        action="store_true",
+        help="only the step, GFLOP/s and inference parts (no torchrun epochs)",
+    )
     args = parser.parse_args()
     n_users = args.users or (4000 if args.quick else 20000)
     rounds = args.rounds or (2 if args.quick else 3)
@@ -275,6 +280,12 @@ def main() -> None:
                 **size,
             )
         )
+    if args.skip_epochs:
+        records.append(
+            record(BENCH, "load average at end (1 min)", os.getloadavg()[0], "procs")
+        )
+        print(f"wrote {write_results(BENCH, records)}")
+        return
     epochs: dict[str, list[dict]] = {"auto": [], "sampled": []}
     for _ in range(rounds):  # interleaved: ours, peer, ours, peer, ...
         for mode, results in epochs.items():
