@@ -369,16 +369,11 @@ class HGTTrainParams(HGTTrainConfig):
     checkpoint_every: int = Field(default=200, ge=0)
     #: ``<run dir>``: ``checkpoints/`` in the run's directory under ``hgt.run_dir``
     checkpoint_dir: str | None = RUN_DIR
-    patience: int | None = Field(default=1, ge=1)
+    patience: int | None = Field(default=2, ge=1)
     val_max_users: int | None = Field(default=2000, gt=0)
-    full_batch_size: int = Field(default=2048, gt=0)
-    #: link + co-engagement (chosen on validation recall, docs/hgt.md)
-    objectives: ObjectivesConfig = Field(  # type: ignore[valid-type]
-        default_factory=lambda: ObjectivesConfig(
-            link={},
-            coengagement={"batch_size": 2048},
-        )
-    )
+    #: the sampled engine (docs/hgt.md: full graph lost on the default data)
+    mode: Literal["auto", "full", "sampled"] = "sampled"
+    remove_targets: bool = False
 
 
 class LaunchParams(BaseModel):
@@ -425,7 +420,9 @@ class InferenceParams(BaseModel):
     batch_size: int = Field(default=1024, gt=0)
     #: ``"full"``: one exact full-graph pass; a list samples per hop;
     #: ``None``: every neighbour by sampling
-    fanouts: Literal["full"] | list[int] | dict[str, list[int]] | None = "full"
+    fanouts: Literal["full"] | list[int] | dict[str, list[int]] | None = Field(
+        default_factory=lambda: [8, 4]
+    )
     seed: int = Field(default=0, ge=0)
 
 
