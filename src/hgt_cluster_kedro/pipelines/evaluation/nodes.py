@@ -157,14 +157,7 @@ def evaluate_method(
         dim=training.get("embedding_dim"),
         name="user_embeddings",
     )
-    clusters = user_clusters.set_index("id")["cluster"]
-    missing = ~user_ids.isin(clusters.index)
-    if missing.any():
-        raise ValueError(
-            f"user_clusters: {int(missing.sum())} users have no cluster, e.g. "
-            f"{list(user_ids[missing][:5])}"
-        )
-    labels = clusters.reindex(user_ids).to_numpy(np.int64)
+    labels = _clusters_of(user_clusters, graph)
     n_items = graph.num_nodes[graph.schema.item_type]
     result = evaluate_u2u2i(
         emb,
@@ -586,6 +579,7 @@ def compare(
 
 
 def _clusters_of(user_clusters: pd.DataFrame, graph: GraphArtifact) -> np.ndarray:
+    """Cluster of every user of the graph (row order), every user required."""
     user_ids = graph.ids[graph.schema.user_type]
     clusters = user_clusters.set_index("id")["cluster"]
     missing = ~user_ids.isin(clusters.index)
