@@ -52,7 +52,7 @@ def test_hgt_pipeline_trains_through_torchrun(kedro_project):
             "partition": {"num_parts": 2, "compare": False},
         },
     )
-    kedro_project.run(pipeline_names=["data_generation", "graph", "hgt"])
+    kedro_project.run(pipeline_names=["data_generation", "graph", "twhin", "hgt"])
     catalog = kedro_project.catalog()
     graph = catalog.load("graph")
     users = from_frame(catalog.load("hgt_user_embeddings"), graph.ids["user"], dim=64)
@@ -66,6 +66,8 @@ def test_hgt_pipeline_trains_through_torchrun(kedro_project):
     assert history["mode"] == "sampled"  # the default engine
     assert 0 < history["epoch_fraction"][0] < 1
     assert history["val_recall"][0] is not None
+    # the default warm start: id embeddings from the TwHIN run's tables
+    assert summary["params"]["init_embeddings"].endswith("init_embeddings.safetensors")
     model = catalog.load("hgt_model")
     assert model["metadata"]["hidden"] == 64
     runs = sorted((kedro_project.root / "data/06_models/hgt_runs").iterdir())

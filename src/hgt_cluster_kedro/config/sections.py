@@ -434,6 +434,9 @@ class HGTParams(Section, BaseModel):
 
     run_dir: str = "data/06_models/hgt_runs"
     use_partitions: bool = True
+    #: ``twhin``: id embeddings start from the TwHIN run's tables (twhin.dim
+    #: must equal train.hidden); None: random initialisation
+    warm_start: Literal["twhin"] | None = "twhin"
     train: HGTTrainParams = Field(default_factory=HGTTrainParams)
     launch: LaunchParams = Field(default_factory=LaunchParams)
     inference: InferenceParams = Field(default_factory=InferenceParams)

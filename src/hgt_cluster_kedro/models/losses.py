@@ -48,6 +48,7 @@ def cosine_pair_loss(
     *,
     scale: float = 2.0,
     mask: Tensor | None = None,
+    normalized: bool = False,
 ) -> Tensor:
     """One side of the loss: ``mean softplus(-s * (cos(a, p) - cos(a, n)))``.
 
@@ -58,6 +59,9 @@ def cosine_pair_loss(
         scale: the scale ``s`` (> 0).
         mask: optional ``[B, K]`` bool, ``False`` for negatives to ignore (e.g.
             known positives); the mean runs over the kept pairs (0 if none).
+        normalized: the rows are already unit length (skips three
+            normalisations; the caller normalised a table once and gathered
+            rows from it, which is cheaper than normalising ``[B, K, d]``).
 
     Returns:
         Scalar loss.
@@ -65,9 +69,12 @@ def cosine_pair_loss(
     _check(anchor, pos, neg, mask)
     if not scale > 0:
         raise ValueError(f"scale must be > 0 (got {scale})")
-    a = F.normalize(anchor, dim=-1)
-    s_pos = (a * F.normalize(pos, dim=-1)).sum(-1, keepdim=True)  # [B, 1]
-    s_neg = torch.einsum("bd,bkd->bk", a, F.normalize(neg, dim=-1))  # [B, K]
+    if not normalized:
+        anchor = F.normalize(anchor, dim=-1)
+        pos = F.normalize(pos, dim=-1)
+        neg = F.normalize(neg, dim=-1)
+    s_pos = (anchor * pos).sum(-1, keepdim=True)  # [B, 1]
+    s_neg = torch.bmm(neg, anchor.unsqueeze(-1)).squeeze(-1)  # [B, K]
     losses = F.softplus(-float(scale) * (s_pos - s_neg))
     if mask is None:
         return losses.mean() if losses.numel() else losses.sum()
@@ -84,6 +91,7 @@ def symmetric_cosine_loss(
     scale: float = 2.0,
     u_neg_mask: Tensor | None = None,
     v_neg_mask: Tensor | None = None,
+    normalized: bool = False,
 ) -> Tensor:
     """The symmetric cosine loss of the original system (module docstring).
 
@@ -95,10 +103,14 @@ def symmetric_cosine_loss(
         scale: the scale ``s`` (> 0, default 2).
         u_neg_mask: optional ``[B, K]`` bool mask of ``u_neg`` (``False`` = skip).
         v_neg_mask: optional ``[B, K]`` bool mask of ``v_neg``.
+        normalized: every row is already unit length (see
+            :func:`cosine_pair_loss`).
 
     Returns:
         Scalar ``1/2 * L(u -> v) + 1/2 * L(v -> u)``.
     """
     return 0.5 * cosine_pair_loss(
-        u, v, v_neg, scale=scale, mask=v_neg_mask
-    ) + 0.5 * cosine_pair_loss(v, u, u_neg, scale=scale, mask=u_neg_mask)
+        u, v, v_neg, scale=scale, mask=v_neg_mask, normalized=normalized
+    ) + 0.5 * cosine_pair_loss(
+        v, u, u_neg, scale=scale, mask=u_neg_mask, normalized=normalized
+    )

@@ -27,6 +27,7 @@ from hgt_cluster_kedro.embeddings import from_frame, to_frame
 from hgt_cluster_kedro.graph import GraphArtifact
 from hgt_cluster_kedro.models.hgt import HGTEncoder
 from hgt_cluster_kedro.runtime import peak_rss_mb
+from hgt_cluster_kedro.training.checkpoint import atomic_write
 from hgt_cluster_kedro.training.distributed import join_command, train_distributed
 from hgt_cluster_kedro.training.hgt import (
     HGTTrainConfig,
@@ -63,6 +64,7 @@ def _launch_and_embed(
     *,
     name: str,
     init_model: dict[str, Any] | None = None,
+    init_tables: dict[str, torch.Tensor] | None = None,
 ) -> tuple[HGTEncoder, dict[str, Any], pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Resolve the configuration, train through torchrun, embed users and items.
 
@@ -74,7 +76,12 @@ def _launch_and_embed(
     # the run directory is keyed by what the trainer's resume rules compare, so a
     # rerun that may resume lands in the same directory and finds its checkpoints
     init_key = None if init_model is None else _state_digest(init_model)
-    fingerprint = run_fingerprint(run_identity(config), graph.summary(), init_key)
+    tables_key = None
+    if init_tables is not None:
+        tables_key = _state_digest({"metadata": {}, "tensors": init_tables})
+    fingerprint = run_fingerprint(
+        run_identity(config), graph.summary(), init_key, tables_key
+    )
     out_dir = Path(params.run_dir) / f"{name}-{fingerprint}"
     if config.checkpoint_dir == RUN_DIR:
         config = config.model_copy(
@@ -85,6 +92,13 @@ def _launch_and_embed(
         encoder.load_state_dict(init_model["tensors"])
         path = save_hgt(encoder, out_dir / "init_model.safetensors")
         config = config.model_copy(update={"init_model": str(path)})
+    if init_tables is not None:
+        from safetensors.torch import save_file
+
+        path = out_dir / "init_embeddings.safetensors"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda p: save_file(init_tables, str(p)))
+        config = config.model_copy(update={"init_embeddings": str(path)})
     owners = _user_owners(graph, partitions) if params.use_partitions else None
     logger.info(
         "Launching %s training: %s process(es) x %s node(s), run dir %s",
@@ -162,18 +176,54 @@ def train(
     graph: GraphArtifact,
     interactions: pd.DataFrame,
     partitions: dict[str, pd.DataFrame],
+    twhin_model: dict[str, Any],
     params: HGTParams,
 ) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Train HGT with torchrun (``params.launch``) and embed users and items.
+
+    With ``params.warm_start: twhin`` the id embeddings start from the TwHIN
+    run's tables (``twhin_model``); otherwise it is not read.
 
     Returns the model (tensors + config), user and item embeddings keyed by
     original ids, and a training summary (time, peak memory, history).
     """
     params = HGTParams.model_validate(params)
+    tables = None
+    if params.warm_start == "twhin":
+        tables = twhin_tables(twhin_model, params.train.hidden)
     _, state, users, items, summary = _launch_and_embed(
-        graph, interactions, partitions, params, params.train, name="hgt"
+        graph,
+        interactions,
+        partitions,
+        params,
+        params.train,
+        name="hgt",
+        init_tables=tables,
     )
     return state, users, items, summary
+
+
+def twhin_tables(twhin_model: dict[str, Any], hidden: int) -> dict[str, torch.Tensor]:
+    """``{node type: table}`` of a catalog TwHIN model (``twhin_model``), checked
+    against the HGT width ``hidden``."""
+    prefix = "embeddings."
+    tables = {
+        key[len(prefix) :]: value.detach().float().contiguous()
+        for key, value in twhin_model["tensors"].items()
+        if key.startswith(prefix)
+    }
+    if not tables:
+        raise ValueError(
+            "hgt.warm_start: twhin needs the twhin_model artifact with embedding "
+            f"tables (got keys {sorted(twhin_model['tensors'])[:5]})"
+        )
+    dims = {int(t.shape[1]) for t in tables.values()}
+    if dims != {int(hidden)}:
+        raise ValueError(
+            f"hgt.warm_start: twhin needs twhin.dim ({sorted(dims)}) to equal "
+            f"hgt.train.hidden ({hidden}); change one, or set hgt.warm_start: null"
+        )
+    return tables
 
 
 def train_joint_som(

@@ -11,7 +11,13 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 func=train,
-                inputs=["graph", "interactions", "graph_partitions", "params:hgt"],
+                inputs=[
+                    "graph",
+                    "interactions",
+                    "graph_partitions",
+                    "twhin_model",
+                    "params:hgt",
+                ],
                 outputs=[
                     "hgt_model",
                     "hgt_user_embeddings",

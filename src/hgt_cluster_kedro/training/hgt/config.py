@@ -132,6 +132,10 @@ class HGTTrainConfig(BaseModel):
         init_model: an HGT model file (:func:`~.model_io.save_hgt`) to start
             from instead of a random initialisation (e.g. the self-supervised
             model that the joint SOM fine-tunes); its architecture must match.
+        init_embeddings: a safetensors file of ``{node type: [num_nodes, d]}``
+            tables (e.g. TwHIN's) that start the id embeddings (warm start;
+            :func:`~.model_io.load_init_embeddings`); ``d`` must equal
+            ``hidden``. Applied before ``init_model``.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -174,6 +178,7 @@ class HGTTrainConfig(BaseModel):
     progress: bool = True
     log_every: int = Field(default=50, ge=0)
     init_model: str | None = None
+    init_embeddings: str | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> HGTTrainConfig:

@@ -71,7 +71,7 @@ from .comm import CommTimer, all_reduce, broadcast, sum_over_ranks, timed_allred
 from .config import HGTTrainConfig, fingerprint, num_hops, resolve_fanouts
 from .data import check_pairs, count_batches, epoch_plan, shard, target_edges
 from .inference import attach_x, embed_full, embed_nodes
-from .model_io import load_init
+from .model_io import load_init, load_init_embeddings
 from .objectives import OBJECTIVES, LinkBatch, Objective
 from .state import History, TrainState
 from .validate import validate
@@ -179,6 +179,8 @@ def _new_model(cfg: HGTTrainConfig, graph: GraphArtifact) -> HGTEncoder:
             id_embedding_types=cfg.id_embedding_types,
             **extra,
         )
+    if cfg.init_embeddings is not None:
+        load_init_embeddings(model, cfg.init_embeddings)
     if cfg.init_model is not None:
         load_init(model, cfg.init_model)
     return model

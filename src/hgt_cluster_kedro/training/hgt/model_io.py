@@ -16,7 +16,14 @@ from ..checkpoint import atomic_write
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MODEL_FORMAT", "load_hgt", "load_init", "save_hgt", "unwrap"]
+__all__ = [
+    "MODEL_FORMAT",
+    "load_hgt",
+    "load_init",
+    "load_init_embeddings",
+    "save_hgt",
+    "unwrap",
+]
 
 MODEL_FORMAT = "hgt_model"
 VERSION = 1
@@ -111,3 +118,46 @@ def load_init(model: HGTEncoder, path: str) -> None:
             f"unexpected {unexpected})"
         )
     logger.info("Initialised the encoder from %s", path)
+
+
+def load_init_embeddings(model: HGTEncoder, path: str) -> list[str]:
+    """Start the id embeddings of ``model`` from the tables in ``path``.
+
+    ``path`` is a safetensors file of ``{node type: [num_nodes, d]}`` tables,
+    e.g. the embeddings of a TwHIN run on the same graph (a warm start: the
+    encoder begins from shallow embeddings that already separate the graph's
+    communities and learns how to aggregate neighbourhoods on top). Each
+    table is standardised per dimension and scaled to the standard deviation
+    of the table it replaces, so the encoder's input statistics do not change.
+    Types without a table (or without an id embedding) keep their random
+    initialisation.
+
+    Returns:
+        The node types whose id embeddings were replaced.
+
+    Raises:
+        ValueError: a table's shape is not ``[num_nodes, hidden]`` of its type.
+    """
+    from safetensors.torch import load_file
+
+    if not Path(path).is_file():
+        raise ValueError(f"init_embeddings {str(path)!r} is not a file")
+    tables = load_file(str(path))
+    done = []
+    with torch.no_grad():
+        for t, emb in model.id_embeddings.items():
+            if t not in tables:
+                continue
+            table = tables[t].to(emb.weight.dtype)
+            if tuple(table.shape) != tuple(emb.weight.shape):
+                raise ValueError(
+                    f"init_embeddings {path!r}: table {t!r} has shape "
+                    f"{tuple(table.shape)}, the encoder's id embedding of {t!r} "
+                    f"is {tuple(emb.weight.shape)} (num_nodes x hidden)"
+                )
+            std = emb.weight.std()
+            table = (table - table.mean(0)) / table.std(0).clamp(min=1e-12)
+            emb.weight.copy_(table * std)
+            done.append(t)
+    logger.info("Id embeddings of %s started from %s", done, path)
+    return done

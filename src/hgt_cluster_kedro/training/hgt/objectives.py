@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 
@@ -188,7 +189,10 @@ class LinkObjective(Objective):
     Params = LinkParams
 
     def loss(self, batch: LinkBatch, outputs: dict[str, Tensor]) -> Tensor:
-        eu, ei = outputs[batch.edge_type[0]], outputs[batch.edge_type[2]]
+        # normalise the tables once, then gather unit rows ([B, K, d] gathers
+        # are the large tensors of the step)
+        eu = F.normalize(outputs[batch.edge_type[0]], dim=-1)
+        ei = F.normalize(outputs[batch.edge_type[2]], dim=-1)
         return symmetric_cosine_loss(
             eu.index_select(0, batch.src_index),
             ei.index_select(0, batch.dst_index),
@@ -197,6 +201,7 @@ class LinkObjective(Objective):
             scale=self.params.scale,  # type: ignore[attr-defined]
             u_neg_mask=batch.src_neg_mask,
             v_neg_mask=batch.dst_neg_mask,
+            normalized=True,
         )
 
 
