@@ -364,7 +364,9 @@ class HGTTrainParams(HGTTrainConfig):
     project run's own: checkpoints in the run directory, one thread per
     torchrun worker, the default run's budget and validation sample."""
 
-    epochs: int = Field(default=2, gt=0)
+    epochs: int = Field(default=1, gt=0)
+    #: with the TwHIN warm start (docs/hgt.md: chosen by validation u2u2i recall)
+    max_steps: int | None = Field(default=150, gt=0)
     num_threads: int | None = Field(default=1, gt=0)
     checkpoint_every: int = Field(default=200, ge=0)
     #: ``<run dir>``: ``checkpoints/`` in the run's directory under ``hgt.run_dir``
@@ -373,7 +375,7 @@ class HGTTrainParams(HGTTrainConfig):
     val_max_users: int | None = Field(default=2000, gt=0)
     #: the sampled engine (docs/hgt.md: full graph lost on the default data)
     mode: Literal["auto", "full", "sampled"] = "sampled"
-    remove_targets: bool = False
+    remove_targets: bool = True
 
 
 class LaunchParams(BaseModel):
