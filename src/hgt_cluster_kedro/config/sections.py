@@ -367,6 +367,7 @@ class HGTTrainParams(HGTTrainConfig):
     epochs: int = Field(default=1, gt=0)
     #: with the TwHIN warm start (docs/hgt.md: chosen by validation u2u2i recall)
     max_steps: int | None = Field(default=150, gt=0)
+    lr: float = Field(default=0.003, gt=0.0)
     num_threads: int | None = Field(default=1, gt=0)
     checkpoint_every: int = Field(default=200, ge=0)
     #: ``<run dir>``: ``checkpoints/`` in the run's directory under ``hgt.run_dir``
