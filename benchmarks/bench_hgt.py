@@ -169,8 +169,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def torchrun_epoch(graph: GraphArtifact, interactions, mode: str) -> dict:
-    """One epoch of the default objective at 2 processes x 1 thread."""
+def torchrun_epoch(
+    graph: GraphArtifact, interactions, mode: str, max_steps: int | None
+) -> dict:
+    """Training steps of the default objective at 2 processes x 1 thread (one
+    epoch, or its first ``max_steps`` steps)."""
     import yaml
 
     root = Path(__file__).resolve().parents[1] / "conf" / "base"
@@ -180,6 +183,7 @@ def torchrun_epoch(graph: GraphArtifact, interactions, mode: str) -> dict:
             **train,
             "mode": mode,
             "epochs": 1,
+            "max_steps": max_steps,
             "progress": False,
             "val_max_users": 1000,
             "device": "cpu",
@@ -216,6 +220,12 @@ def main() -> None:
         "--skip-epochs",
         action="store_true",
         help="only the step, GFLOP/s and inference parts (no torchrun epochs)",
+    )
+    parser.add_argument(
+        "--max-steps",
+        type=int,
+        default=None,
+        help="torchrun part: time this many steps per run instead of an epoch",
     )
     args = parser.parse_args()
     n_users = args.users or (4000 if args.quick else 20000)
@@ -289,7 +299,7 @@ def main() -> None:
     epochs: dict[str, list[dict]] = {"auto": [], "sampled": []}
     for _ in range(rounds):  # interleaved: ours, peer, ours, peer, ...
         for mode, results in epochs.items():
-            results.append(torchrun_epoch(graph, interactions, mode))
+            results.append(torchrun_epoch(graph, interactions, mode, args.max_steps))
             print(f"torchrun {mode}: {results[-1]}")
 
     def med(mode: str, key: str) -> float:
@@ -314,6 +324,7 @@ def main() -> None:
             share_allreduce=ours["share"]["allreduce"],
             peer_share_sampling=ref["share"]["sample"],
             rounds=rounds,
+            max_steps=args.max_steps,
             **size,
         )
     )

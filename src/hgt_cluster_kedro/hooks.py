@@ -1,11 +1,12 @@
-"""Project hooks: the run environment, a pre-flight check of output paths, and
-the dask client."""
+"""Project hooks: the run environment, a pre-flight check of output paths, the
+dask client, and node timings."""
 
 from __future__ import annotations
 
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -391,3 +392,41 @@ def _version_dir(catalog: Any, name: str) -> tuple[Path, str] | None:
     except Exception:  # noqa: BLE001 - not a standard versioned dataset
         return None
     return path.parent, str(version)
+
+
+class NodeTimerHook:
+    """Logs how long every node ran and, at the end of a run, the nodes by
+    time (wall seconds, slowest first) — where a run's minutes go."""
+
+    def __init__(self) -> None:
+        self._start: dict[str, float] = {}
+        self.seconds: dict[str, float] = {}
+
+    @hook_impl
+    def before_pipeline_run(self, *args: Any, **kwargs: Any) -> None:
+        self._start.clear()
+        self.seconds.clear()
+        self._run_start = time.perf_counter()
+
+    @hook_impl
+    def before_node_run(self, node: Any, **kwargs: Any) -> None:
+        self._start[node.name] = time.perf_counter()
+
+    @hook_impl
+    def after_node_run(self, node: Any, **kwargs: Any) -> None:
+        start = self._start.pop(node.name, None)
+        if start is not None:
+            self.seconds[node.name] = time.perf_counter() - start
+            logger.info("Node %s ran %.1f s", node.name, self.seconds[node.name])
+
+    @hook_impl
+    def after_pipeline_run(self, *args: Any, **kwargs: Any) -> None:
+        if not self.seconds:
+            return
+        total = time.perf_counter() - getattr(self, "_run_start", time.perf_counter())
+        rows = sorted(self.seconds.items(), key=lambda kv: -kv[1])
+        logger.info(
+            "Node times (s), run %.1f s: %s",
+            total,
+            ", ".join(f"{name} {sec:.1f}" for name, sec in rows),
+        )

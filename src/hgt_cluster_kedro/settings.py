@@ -7,6 +7,7 @@ import os
 from hgt_cluster_kedro.config_loader import ProjectConfigLoader
 from hgt_cluster_kedro.hooks import (
     DaskClientHook,
+    NodeTimerHook,
     OutputPathCheckHook,
     ParameterCheckHook,
     RunConsistencyHook,
@@ -26,6 +27,7 @@ HOOKS = (
     OutputPathCheckHook(),
     RunConsistencyHook(),
     DaskClientHook(),
+    NodeTimerHook(),
 )
 
 
