@@ -272,3 +272,42 @@ def test_use_features_false_trains_on_ids_only(planted):
     )
     emb = embed_all(model, graph, "user", progress=False)
     assert np.isfinite(emb).all() and len(history["train_loss"]) == 1
+
+
+def test_val_mode_full_validates_a_sampled_run_exactly(planted):
+    """``val_mode: full`` changes how validation embeds, never the training; its
+    figures are those of one exact full-graph pass of the final model."""
+    from hgt_cluster_kedro.models.hgt_attention import FullGraph
+    from hgt_cluster_kedro.training.hgt import HGTTrainConfig
+    from hgt_cluster_kedro.training.hgt.objectives import OBJECTIVES
+    from hgt_cluster_kedro.training.hgt.validate import validate
+
+    graph, val, _ = planted
+    cfg = {**FAST, "epochs": 1, "restore_best": False}
+    runs = {
+        mode: train_hgt(graph, val, {**cfg, "val_mode": mode})
+        for mode in ("full", "sampled")
+    }
+    (full_model, full_h), (sampled_model, sampled_h) = runs["full"], runs["sampled"]
+    assert full_h["train_loss"] == sampled_h["train_loss"]
+    torch.testing.assert_close(full_model.state_dict(), sampled_model.state_dict())
+    assert full_h["val_recall"] != sampled_h["val_recall"]  # another embedding
+    config = HGTTrainConfig.model_validate({**cfg, "val_mode": "full"})
+    objectives = {
+        name: OBJECTIVES[name](params, full_model, graph)
+        for name, params in config.objective_params().items()
+    }
+    exact = validate(
+        full_model,
+        graph,
+        graph.features,
+        tuple(torch.as_tensor(v) for v in val),
+        cfg=config,
+        objectives=objectives,
+        fanouts=None,
+        eval_fanouts=None,
+        device=torch.device("cpu"),
+        full=FullGraph.from_csr(graph.csr, full_model.edge_types),
+    )
+    assert full_h["val_recall"][0] == pytest.approx(exact["val_recall"])
+    assert full_h["val_loss"][0] == pytest.approx(exact["val_loss"], rel=1e-5)

@@ -40,6 +40,7 @@ RESUMABLE_KEYS = (
     "val_max_users",
     "val_batch_size",
     "eval_fanouts",
+    "val_mode",
     "restore_best",
     "checkpoint_every",
     "world_size",
@@ -125,6 +126,11 @@ class HGTTrainConfig(BaseModel):
         val_max_users: evaluate Recall@K on at most this many validation users
             (seeded sample; ``None``: all).
         val_batch_size: batch size of validation sampling / embedding.
+        val_mode: how validation embeds the nodes: ``full``, one exact pass of
+            the fused full-graph kernels (seconds on graphs that fit); ``sampled``,
+            the ``eval_fanouts`` neighbourhoods by PyG ``HGTConv``; ``auto``
+            (default): ``full`` up to ``full_max_edges`` message edges. A
+            full-graph training run always validates in full.
         restore_best: return the weights of the best validation epoch.
         compile: ``torch.compile`` the model (dynamic shapes; sampled mode).
         progress: progress bar (rank 0; a line every ~10 % when not a terminal).
@@ -173,6 +179,7 @@ class HGTTrainConfig(BaseModel):
     val_k: int = Field(default=20, gt=0)
     val_max_users: int | None = Field(default=None, gt=0)
     val_batch_size: int = Field(default=1024, gt=0)
+    val_mode: Literal["auto", "full", "sampled"] = "auto"
     restore_best: bool = True
     compile: bool = False
     progress: bool = True

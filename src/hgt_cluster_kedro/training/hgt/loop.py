@@ -119,6 +119,8 @@ class _Run:
     eval_fanouts: Any
     sampler: NeighborSampler | None
     full: FullGraph | None
+    #: the exact graph validation embeds with (built on first use, rank 0)
+    val_full: FullGraph | None = None
     pair_keys: dict[tuple[str, str], dict[str, Tensor]] = field(default_factory=dict)
     comm: CommTimer = field(default_factory=lambda: CommTimer(1))
     fingerprint: dict[str, Any] = field(default_factory=dict)
@@ -643,6 +645,21 @@ def _train(run: _Run, state: TrainState, val: tuple[Tensor, Tensor] | None) -> N
         _end_epoch(run, state, val, partial, fraction=fraction)
 
 
+def _validation_graph(run: _Run) -> FullGraph | None:
+    """The full graph validation embeds with (``val_mode``), else ``None``
+    (sampled neighbourhoods)."""
+    if run.full is not None:
+        return run.full
+    cfg, csr = run.cfg, run.graph.csr
+    if cfg.val_mode == "sampled" or (
+        cfg.val_mode == "auto" and csr.num_edges() > cfg.full_max_edges
+    ):
+        return None
+    if run.val_full is None:
+        run.val_full = FullGraph.from_csr(csr, run.model.edge_types).to(run.device)
+    return run.val_full
+
+
 def _end_epoch(
     run: _Run,
     state: TrainState,
@@ -680,7 +697,7 @@ def _end_epoch(
                 fanouts=run.fanouts,
                 eval_fanouts=run.eval_fanouts,
                 device=run.device,
-                full=run.full,
+                full=_validation_graph(run),
             )
         )
         val_seconds = time.perf_counter() - begin

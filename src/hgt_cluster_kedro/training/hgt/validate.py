@@ -7,8 +7,9 @@
   :func:`~hgt_cluster_kedro.evaluation.metrics.ranking_metrics` (the project's
   one definition of Recall).
 
-Embeddings come from one exact full-graph pass in full-graph mode, else from
-sampled neighbourhoods (``eval_fanouts``, fixed seed).
+Embeddings come from one exact full-graph pass (full-graph training, or
+``val_mode`` full / auto on a graph that fits), else from sampled
+neighbourhoods (``eval_fanouts``, fixed seed).
 """
 
 from __future__ import annotations
