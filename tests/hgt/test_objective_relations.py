@@ -297,3 +297,34 @@ def test_train_hgt_full_mode_with_link_and_relations():
             val,
             {**cfg, "mode": "sampled", "objectives": {"link": {}, "relations": rel}},
         )
+
+
+@pytest.mark.slow
+def test_full_mode_two_ranks_when_an_output_is_unread(tmp_path):
+    """torchrun, 2 ranks, full mode, the link objective alone on a graph with
+    topics: no objective reads the topics' outputs, so the last layer's topic
+    weights get no gradient; DDP must allow it (it stopped the DBLP run with
+    "Expected to have finished reduction" before find_unused_parameters)."""
+    from hgt_cluster_kedro.training.distributed import train_distributed
+    from tests.hgt.test_distributed import _loopback
+
+    graph, val = _planted_with_topics()
+    cfg = {
+        "mode": "full",
+        "neg_mode": "in_batch",
+        "num_neg": 15,
+        "full_batch_size": 128,
+        "hidden": 16,
+        "heads": 2,
+        "epochs": 2,
+        "patience": None,
+        "progress": False,
+        "device": "cpu",
+        "log_every": 0,
+        "objectives": {"link": {}},
+    }
+    _, history = train_distributed(
+        graph, val, cfg, tmp_path / "run", **_loopback(nproc_per_node=2)
+    )
+    assert history["mode"] == "full" and history["stop_reason"] == "epochs"
+    assert history["total_steps"] > 2 and history["restarts"] == []
