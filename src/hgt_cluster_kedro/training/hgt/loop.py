@@ -278,8 +278,10 @@ def _wrap(run: _Run) -> None:
         ddp = DistributedDataParallel(
             run.forward,
             device_ids=[run.device.index] if run.device.type == "cuda" else None,
-            # a sampled batch may miss relations; a full pass uses every weight
-            find_unused_parameters=run.full is None,
+            # a sampled batch may miss relations; in a full pass the last layer's
+            # weights of node types no objective reads get no gradient (DBLP's
+            # link objective reads authors and papers, not terms and venues)
+            find_unused_parameters=True,
         )
         ddp.register_comm_hook(run.comm, timed_allreduce_hook)
         run.forward = ddp

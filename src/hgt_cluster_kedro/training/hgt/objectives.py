@@ -36,6 +36,7 @@ __all__ = [
     "JointSOMObjective",
     "LinkBatch",
     "LinkObjective",
+    "MultiRelationLinkObjective",
     "Objective",
     "register",
 ]
@@ -409,3 +410,190 @@ class CoEngagementObjective(Objective):
         ) + 0.5 * cosine_pair_loss(
             positive, anchor, anchor[neg.to(device)], scale=scale, mask=mask.to(device)
         )
+
+
+class MultiRelationParams(ObjectiveParams):
+    weight: float = Field(default=1.0, ge=0.0, description="weight in the sum")
+    batch_size: int = Field(
+        default=1024, gt=1, description="positive edges per relation and step"
+    )
+    num_neg: int = Field(default=63, ge=1, description="in-batch negatives per side")
+    scale: float = Field(default=2.0, gt=0.0, description="cosine scale s")
+    relation_weights: dict[str, float] | None = Field(
+        default=None,
+        description="relation name -> weight (>= 0; 0 switches it off; None: "
+        "every relation 1; relations not named: 1)",
+    )
+    include_targets: bool = Field(
+        default=False,
+        description="also score the target relations (the link objective already does)",
+    )
+
+
+#: one relation of the multi-relation objective: edge type, weight, train edges
+_RelEdges = tuple[tuple[str, str, str], float, Tensor, Tensor]
+
+
+@register
+class MultiRelationLinkObjective(Objective):
+    """Every relation of the schema as a link-prediction task, as TwHIN does
+    (El-Kishky et al., *TwHIN: Embedding the Twitter Heterogeneous Information
+    Network for Personalized Recommendation*, KDD 2022): each step, for every
+    forward relation ``r`` of ``graph.schema`` with weight ``w_r > 0`` (the
+    ``rev_*`` relations carry the same pairs and are skipped; the target
+    relations only with ``include_targets``), ``batch_size`` positive edges
+    drawn uniformly from ``r``'s message-passing edges in ``graph.csr`` (for
+    relations between the user and item types these are train pairs only:
+    :func:`~hgt_cluster_kedro.graph.split.train_edges` removed the held-out
+    ones), scored by the symmetric cosine loss of the link objective against
+    ``num_neg`` in-batch negatives per side (the same relation's other
+    positives' endpoints; a negative equal to the positive's endpoint, or
+    joined to the anchor by an edge of ``r``, is masked). Loss: the
+    ``w_r``-weighted mean over relations, so ``weight`` keeps the scale of one
+    link loss. What ties users of one community together through item-side
+    relations (papers through venues and terms on DBLP). Needs the full-graph
+    mode (any node may be drawn)."""
+
+    name = "relations"
+    Params = MultiRelationParams
+    needs_full_graph = True
+
+    _KEY = "hgt.train.objectives.relations.relation_weights"
+
+    def __init__(
+        self, params: ObjectiveParams, model: Any = None, graph: Any = None
+    ) -> None:
+        super().__init__(params, model, graph)
+        self._rels: list[_RelEdges] | None = None
+        if graph is not None:
+            self._rels = self._relations()
+
+    def _relations(self) -> list[_RelEdges]:
+        """``(edge type, weight, src, dst)`` of every scored relation, checked
+        against the schema (``ValueError`` naming the offending key)."""
+        p = self.params
+        schema, csr = self.graph.schema, self.graph.csr
+        weights = dict(p.relation_weights or {})  # type: ignore[attr-defined]
+        targets = set(schema.target_relations)
+        include = bool(p.include_targets)  # type: ignore[attr-defined]
+        for name, w in weights.items():
+            if name not in schema.relations:
+                raise ValueError(
+                    f"{self._KEY}: {name!r} is not a relation of the schema; "
+                    f"known: {sorted(schema.relations)} (reverse 'rev_*' "
+                    "relations carry the same pairs and are not listed)"
+                )
+            if not (w >= 0 and w < float("inf")):
+                raise ValueError(f"{self._KEY}.{name} must be >= 0 (got {w!r})")
+            if name in targets and not include and w > 0:
+                raise ValueError(
+                    f"{self._KEY}: {name!r} is a target relation, scored only "
+                    "with hgt.train.objectives.relations.include_targets: true"
+                )
+        out: list[_RelEdges] = []
+        for name in schema.relations:
+            w = float(weights.get(name, 1.0))
+            if w <= 0 or (name in targets and not include):
+                continue
+            et = schema.edge_type(name)
+            src, dst = csr.to_coo(et)
+            if src.numel() < 2:
+                logger.warning(
+                    "relations objective: relation %r has %d edges; skipped",
+                    name,
+                    src.numel(),
+                )
+                continue
+            out.append((et, w, src, dst))
+        if not out:
+            raise ValueError(
+                f"hgt.train.objectives.relations: no relation to score (weights "
+                f"{weights or 'all 1'}, include_targets={include}, target "
+                f"relations {sorted(targets)}, relations {sorted(schema.relations)})"
+            )
+        return out
+
+    def relations(self) -> list[tuple[str, str, str]]:
+        """The edge types this objective scores."""
+        if self._rels is None:
+            self._rels = self._relations()
+        return [et for et, _, _, _ in self._rels]
+
+    def pairs(self, seed: int) -> list[tuple[tuple[str, str, str], Tensor, Tensor]]:
+        """``(edge type, src, dst)`` positives of every scored relation for the
+        step seeded ``seed``: ``batch_size`` edges drawn uniformly (without
+        replacement when the relation has at most ``batch_size`` edges: all)."""
+        if self._rels is None:
+            self._rels = self._relations()
+        b = self.params.batch_size  # type: ignore[attr-defined]
+        out = []
+        for r, (et, _, src, dst) in enumerate(self._rels):
+            gen = torch.Generator().manual_seed(derive_seed(seed, 301, r))
+            n = src.numel()
+            if n <= b:
+                pick = torch.randperm(n, generator=gen)
+            else:
+                pick = torch.randint(n, (b,), generator=gen)
+            out.append((et, src[pick], dst[pick]))
+        return out
+
+    def negatives(
+        self, et: tuple[str, str, str], src: Tensor, dst: Tensor, seed: int
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """``(neg, src_mask, dst_mask)``: ``[B, K]`` positions of the in-batch
+        negatives (row ``i``: other positives ``j != i``; the negatives of
+        ``dst[i]`` are ``src[neg[i]]``, those of ``src[i]`` are ``dst[neg[i]]``)
+        and the masks (``False``: equal to the positive's endpoint, or an edge
+        of ``et`` with the anchor)."""
+        b = src.numel()
+        k = min(self.params.num_neg, b - 1)  # type: ignore[attr-defined]
+        gen = torch.Generator().manual_seed(derive_seed(seed, 302))
+        shifts = torch.randperm(b - 1, generator=gen)[:k] + 1
+        neg = (torch.arange(b).unsqueeze(1) + shifts) % b
+        s_neg, d_neg = src[neg], dst[neg]
+        s_rep = src.unsqueeze(1).expand_as(neg)
+        d_rep = dst.unsqueeze(1).expand_as(neg)
+        csr = self.graph.csr
+        src_mask = (s_neg != s_rep) & ~csr.has_edges(
+            et, s_neg.reshape(-1), d_rep.reshape(-1)
+        ).view_as(neg)
+        dst_mask = (d_neg != d_rep) & ~csr.has_edges(
+            et, s_rep.reshape(-1), d_neg.reshape(-1)
+        ).view_as(neg)
+        return neg, src_mask, dst_mask
+
+    def loss(self, batch: LinkBatch, outputs: dict[str, Tensor]) -> Tensor:
+        if self._rels is None:
+            self._rels = self._relations()
+        scale = self.params.scale  # type: ignore[attr-defined]
+        unit: dict[str, Tensor] = {}  # normalise each table once
+
+        def table(node_type: str) -> Tensor:
+            if node_type not in unit:
+                unit[node_type] = F.normalize(outputs[node_type], dim=-1)
+            return unit[node_type]
+
+        total, weights = [], []
+        for r, (et, src, dst) in enumerate(self.pairs(batch.seed)):
+            w = self._rels[r][1]
+            neg, src_mask, dst_mask = self.negatives(
+                et, src, dst, derive_seed(batch.seed, 303, r)
+            )
+            eu, ev = table(et[0]), table(et[2])
+            device = eu.device
+            s, d, neg = src.to(device), dst.to(device), neg.to(device)
+            total.append(
+                w
+                * symmetric_cosine_loss(
+                    eu.index_select(0, s),
+                    ev.index_select(0, d),
+                    eu[s[neg]],
+                    ev[d[neg]],
+                    scale=scale,
+                    u_neg_mask=src_mask.to(device),
+                    v_neg_mask=dst_mask.to(device),
+                    normalized=True,
+                )
+            )
+            weights.append(w)
+        return torch.stack(total).sum() / sum(weights)
