@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.distributed as dist
@@ -209,9 +209,37 @@ class JointSOMParams(ObjectiveParams):
     weight: float = Field(default=0.3, ge=0.0, description="SOM loss weight")
     num_centres: int = Field(default=10, ge=2, description="SOM centres (clusters)")
     lr: float = Field(default=0.1, gt=0.0, le=1.0, description="initial centre lr")
-    radius: float = Field(default=0.5, gt=0.0, description="initial radius")
+    radius: float = Field(
+        default=0.5,
+        gt=0.0,
+        description="initial radius (embedding distance; grid cells for grid)",
+    )
     decay_steps: float = Field(default=1000.0, gt=0.0, description="decay T")
     init_users: int = Field(default=4096, gt=0, description="users to seed from")
+    init_kmeans_iters: int = Field(
+        default=0,
+        ge=0,
+        description="Lloyd iterations after the k-means++ seeds (0: seeds only)",
+    )
+    neighbourhood: Literal["centres", "grid"] = Field(
+        default="centres",
+        description="centres: the original's neighbours-toward-winner rule; "
+        "grid: Kohonen's neighbours-toward-sample on a grid",
+    )
+    spherical: bool = Field(
+        default=False, description="keep the centres on the unit sphere"
+    )
+    reseed_after: int = Field(
+        default=0,
+        ge=0,
+        description="re-seed a centre starved this many updates in a row (0: off)",
+    )
+    min_share: float = Field(
+        default=0.0,
+        ge=0.0,
+        lt=1.0,
+        description="starved: wins < min_share / num_centres of an update",
+    )
 
 
 @register
@@ -220,7 +248,12 @@ class JointSOMObjective(Objective):
     distance of each positive's user embedding to its winning SOM centre; the
     centres (:class:`~hgt_cluster_kedro.models.embedding_som.EmbeddingSOM`,
     carried in the encoder's ``state_dict``) move after every step, summed over
-    ranks so every rank keeps the same map."""
+    ranks so every rank keeps the same map.
+
+    The defaults are the original's rule; ``spherical``, ``init_kmeans_iters``,
+    ``neighbourhood: grid`` and ``reseed_after`` are the repairs of its dead and
+    giant centres (the module docstring of ``embedding_som`` says why they
+    occur; ``parameters_hgt.yml`` turns the measured ones on)."""
 
     name = "som"
     Params = JointSOMParams
@@ -234,6 +267,10 @@ class JointSOMObjective(Objective):
                 "lr": p.lr,  # type: ignore[attr-defined]
                 "radius": p.radius,  # type: ignore[attr-defined]
                 "decay_steps": p.decay_steps,  # type: ignore[attr-defined]
+                "neighbourhood": p.neighbourhood,  # type: ignore[attr-defined]
+                "reseed_after": p.reseed_after,  # type: ignore[attr-defined]
+                "min_share": p.min_share,  # type: ignore[attr-defined]
+                "spherical": p.spherical,  # type: ignore[attr-defined]
             }
         }
 
@@ -254,7 +291,11 @@ class JointSOMObjective(Objective):
         take = min(num_users, self.params.init_users)  # type: ignore[attr-defined]
         sample = torch.randperm(num_users, generator=gen)[:take]
         z = embed_users(torch.sort(sample).values)
-        som.initialise(z.to(som.centres.device), seed=derive_seed(seed, 106))
+        som.initialise(
+            z.to(som.centres.device),
+            seed=derive_seed(seed, 106),
+            kmeans_iters=self.params.init_kmeans_iters,  # type: ignore[attr-defined]
+        )
         if distributed:
             dist.broadcast(som.centres, src=0)
         logger.info(
