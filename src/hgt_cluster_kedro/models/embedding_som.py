@@ -328,6 +328,7 @@ class EmbeddingSOM(nn.Module):
             packed = reduce(torch.cat([seeds, have], 1) * mine)
             seeds, have = packed[:, :-1], packed[:, -1:]
         ok = have[:, 0] > 0
+        seeds = seeds / have.clamp_min(1.0)  # one contributing rank: / 1
         self.centres[dead[ok]] = seeds[ok].to(self.centres)
         self.starved[dead[ok]] = 0
         self.reseeded += int(ok.sum())

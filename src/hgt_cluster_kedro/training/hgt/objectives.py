@@ -37,6 +37,7 @@ __all__ = [
     "LinkBatch",
     "LinkObjective",
     "Objective",
+    "PrototypeObjective",
     "register",
 ]
 
@@ -319,6 +320,92 @@ class JointSOMObjective(Objective):
         som = self.model.som
         device = som.centres.device
         return {"val_som_loss": float(som.loss(user_emb.to(device)))}
+
+
+class PrototypeParams(ObjectiveParams):
+    weight: float = Field(default=0.1, ge=0.0, description="weight in the sum")
+    num_prototypes: int = Field(default=16, ge=2, description="prototypes K")
+    temperature: float = Field(default=0.1, gt=0.0, description="softmax temperature")
+    epsilon: float = Field(default=0.05, gt=0.0, description="Sinkhorn epsilon")
+    sinkhorn_iters: int = Field(default=3, ge=1, description="Sinkhorn iterations")
+
+
+@register
+class PrototypeObjective(Objective):
+    """Clustering-consistent term: SwAV's swapped prediction (Caron et al.,
+    *Unsupervised Learning of Visual Features by Contrasting Cluster
+    Assignments*, NeurIPS 2020; :mod:`~hgt_cluster_kedro.models.prototypes`).
+
+    The two views are the step's positive pairs: user ``u`` and its positive
+    item ``v``. Their scores against ``num_prototypes`` learnable, L2-normalised
+    prototypes (carried in the encoder's ``state_dict``, attribute
+    ``prototypes``) give Sinkhorn-balanced codes for one view that the other's
+    softmax must predict, both ways. The equipartition of the codes keeps every
+    prototype in use, and the embedding is trained to fall into
+    well-separated groups: the term is what the original's "TwHIN's objective is
+    not consistent with downstream KMeans" asks for. Reads only the batch's
+    rows, so it works in sampled and full-graph mode.
+
+    Under DDP the prototypes are left out of DDP's gradient reduction (they are
+    used outside the encoder's forward) and averaged over ranks after every
+    step instead: each rank's AdamW step uses its own gradient, then the ranks'
+    prototypes are averaged (exact for SGD, an approximation for AdamW).
+    """
+
+    name = "prototype"
+    Params = PrototypeParams
+
+    @classmethod
+    def encoder_kwargs(cls, params: ObjectiveParams) -> dict[str, Any]:
+        return {"prototypes": {"num_prototypes": params.num_prototypes}}  # type: ignore[attr-defined]
+
+    def prepare(
+        self,
+        embed_users: Callable[[Tensor], Tensor],
+        *,
+        num_users: int,
+        seed: int,
+        distributed: bool,
+    ) -> None:
+        """Under DDP: keep the prototypes out of DDP (before it wraps the
+        encoder) and start every rank from rank 0's."""
+        if not distributed:
+            return
+        from torch.nn.parallel import DistributedDataParallel
+
+        DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
+            self.model, ["prototypes.weight"]
+        )
+        with torch.no_grad():
+            dist.broadcast(self.model.prototypes.weight.data, src=0)
+
+    def loss(self, batch: LinkBatch, outputs: dict[str, Tensor]) -> Tensor:
+        from ...models.prototypes import swapped_prediction_loss
+
+        p = self.params
+        return swapped_prediction_loss(
+            batch.users(outputs),
+            outputs[batch.edge_type[2]].index_select(0, batch.dst_index),
+            self.model.prototypes.weight,
+            temperature=p.temperature,  # type: ignore[attr-defined]
+            epsilon=p.epsilon,  # type: ignore[attr-defined]
+            iters=p.sinkhorn_iters,  # type: ignore[attr-defined]
+        )
+
+    def after_step(
+        self,
+        batch: LinkBatch,
+        outputs: dict[str, Tensor],
+        reduce: Callable[[Tensor], Tensor] | None,
+    ) -> None:
+        """Average the prototypes over ranks (DDP), then back to unit rows."""
+        protos = self.model.prototypes
+        if reduce is not None:
+            with torch.no_grad():
+                w = protos.weight
+                ranks = reduce(torch.ones(1, device=w.device, dtype=w.dtype))
+                w.copy_(reduce(w.detach().clone()) / ranks)
+        protos.normalise_()
 
 
 #: a relation's CSR (indptr, indices) and, for exclusion, its sorted row keys
