@@ -120,3 +120,83 @@ def test_init_model_must_match(pretrained, tmp_path):
         train_hgt(graph, val, {**cfg, "hidden": 16, "init_model": str(path)})
     with pytest.raises(ValueError, match="is not a file"):
         train_hgt(graph, val, {**cfg, "init_model": str(tmp_path / "none")})
+
+
+def _two_arcs() -> torch.Tensor:
+    """Unit vectors in two groups, around +60 and -60 degrees."""
+    angles = torch.tensor([55.0, 58.0, 62.0, 65.0, -55.0, -58.0, -62.0, -65.0])
+    rad = torch.deg2rad(angles)
+    return torch.stack([torch.cos(rad), torch.sin(rad)], 1)
+
+
+def _run(som: EmbeddingSOM, z: torch.Tensor, steps: int) -> np.ndarray:
+    # c0 near the origin is closer to every unit vector than c1 at (-1, 0):
+    # ||z - c0||^2 = 1.01 - 0.2 z_x ~ 0.91, ||z - c1||^2 = 2 + 2 z_x ~ 3
+    som.centres.copy_(torch.tensor([[0.1, 0.0], [-1.0, 0.0]]))
+    som.initialised.fill_(True)
+    for _ in range(steps):
+        som.update(z)
+    return np.bincount(som.assign(z).numpy(), minlength=2)
+
+
+def test_the_original_rule_leaves_a_centre_empty_and_reseeding_fills_it():
+    z = _two_arcs()
+    old = _run(EmbeddingSOM(2, 2, lr=0.1, radius=0.5), z, 20)
+    assert old.tolist() == [8, 0]  # centre 1 never wins: it stays dead
+    # re-seeding: centre 1 is starved 3 updates in a row, moves onto the
+    # worst-quantised sample, then takes that sample's arc
+    fixed = EmbeddingSOM(2, 2, lr=0.1, radius=0.5, reseed_after=3)
+    sizes = _run(fixed, z, 20)
+    assert sizes.tolist() == [4, 4] and fixed.reseeded == 1
+    labels = fixed.assign(z).numpy()
+    assert len(set(labels[:4])) == 1 and len(set(labels[4:])) == 1
+    assert "starved" in fixed.state_dict()
+    assert "starved" not in EmbeddingSOM(2, 2).state_dict()  # old files load
+    # under a reduce (two identical ranks) the same centre is re-seeded alike
+    twin = EmbeddingSOM(2, 2, lr=0.1, radius=0.5, reseed_after=3)
+    twin.centres.copy_(torch.tensor([[0.1, 0.0], [-1.0, 0.0]]))
+    twin.initialised.fill_(True)
+    for _ in range(20):
+        twin.update(z, reduce=lambda t: t * 2)
+    torch.testing.assert_close(twin.centres, fixed.centres)
+
+
+def test_grid_rule_and_spherical_centres_by_hand():
+    # 4 centres on a 2 x 2 grid; one sample won by centre 0. Grid rule: every
+    # centre moves toward the sample with h = exp(-g^2 / (2 r^2)), r = 1
+    som = EmbeddingSOM(4, 2, lr=0.5, radius=1.0, neighbourhood="grid")
+    c = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]])
+    som.centres.copy_(c)
+    som.initialised.fill_(True)
+    z = torch.tensor([[0.8, 0.6]])
+    som.update(z)
+    g2 = torch.tensor([0.0, 1.0, 1.0, 2.0])  # grid (0,0),(0,1),(1,0),(1,1)
+    h = torch.exp(-g2 / 2.0)
+    torch.testing.assert_close(som.centres, c + 0.5 * h[:, None] * (z - c))
+    # spherical: the same update, projected back onto the unit circle
+    sph = EmbeddingSOM(4, 2, lr=0.5, radius=1.0, neighbourhood="grid", spherical=True)
+    sph.centres.copy_(c)
+    sph.initialised.fill_(True)
+    sph.update(z)
+    expect = torch.nn.functional.normalize(c + 0.5 * h[:, None] * (z - c), dim=1)
+    torch.testing.assert_close(sph.centres, expect)
+    with pytest.raises(ValueError, match="neighbourhood"):
+        EmbeddingSOM(4, 2, neighbourhood="ring")
+    with pytest.raises(ValueError, match="min_share"):
+        EmbeddingSOM(4, 2, min_share=1.0)
+
+
+def test_kmeans_initialisation_starts_at_the_group_means():
+    # k-means++ seeds are data points; Lloyd iterations move them to the means
+    z = _two_arcs()
+    means = torch.stack([z[:4].mean(0), z[4:].mean(0)])
+    for seed in range(3):
+        seeds = EmbeddingSOM(2, 2)
+        seeds.initialise(z, seed=seed)
+        som = EmbeddingSOM(2, 2)
+        som.initialise(z, seed=seed, kmeans_iters=20)
+        order = som.centres[:, 1].argsort(descending=True)  # upper arc first
+        torch.testing.assert_close(som.centres[order], means)
+        assert not torch.allclose(seeds.centres.sort(0).values, means.sort(0).values)
+    with pytest.raises(ValueError, match="kmeans_iters"):
+        EmbeddingSOM(2, 2).initialise(z, kmeans_iters=-1)

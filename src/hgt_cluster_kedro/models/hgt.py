@@ -33,7 +33,10 @@ cosine similarities.
 Optionally the encoder carries the joint SOM of the original HGT + SOM method
 (:class:`~hgt_cluster_kedro.models.embedding_som.EmbeddingSOM`, attribute
 ``som``): centres in the output space, saved and restored with the encoder's
-``state_dict`` so checkpoints, DDP and the model file need nothing extra.
+``state_dict`` so checkpoints, DDP and the model file need nothing extra; and
+likewise the learnable prototypes of the SwAV-style ``prototype`` objective
+(:class:`~hgt_cluster_kedro.models.prototypes.Prototypes`, attribute
+``prototypes``).
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from torch_geometric.nn import HeteroLinear, HGTConv
 
 from .embedding_som import EmbeddingSOM
 from .hgt_attention import FullGraph, attention
+from .prototypes import Prototypes
 
 logger = logging.getLogger(__name__)
 
@@ -228,6 +232,9 @@ class HGTEncoder(nn.Module):
         som: optional keyword arguments of
             :class:`~hgt_cluster_kedro.models.embedding_som.EmbeddingSOM`
             (without ``dim``): the encoder then carries a joint SOM in ``som``.
+        prototypes: optional keyword arguments of
+            :class:`~hgt_cluster_kedro.models.prototypes.Prototypes` (without
+            ``dim``): the encoder then carries them in ``prototypes``.
 
     Raises:
         ValueError: ``hidden % heads != 0``, ``num_layers < 1``, a type of
@@ -248,6 +255,7 @@ class HGTEncoder(nn.Module):
         id_embedding_types: str | Iterable[str] | None = None,
         features: Mapping[str, Tensor] | None = None,
         som: Mapping[str, Any] | None = None,
+        prototypes: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         node_types = [str(t) for t in metadata[0]]
@@ -329,6 +337,11 @@ class HGTEncoder(nn.Module):
             for _ in range(self.num_layers)
         )
         self.som = None if som is None else EmbeddingSOM(dim=self.hidden, **dict(som))
+        self.prototypes = (
+            None
+            if prototypes is None
+            else Prototypes(dim=self.hidden, **dict(prototypes))
+        )
         self._feature_types: list[str] = []
         self.reset_parameters()
         if features is not None:
@@ -351,6 +364,13 @@ class HGTEncoder(nn.Module):
             "som": None
             if self.som is None
             else {k: v for k, v in self.som.config.items() if k != "dim"},
+            # only when present: configs (and run fingerprints) without stay as
+            # they were
+            **(
+                {}
+                if self.prototypes is None
+                else {"prototypes": {"num_prototypes": self.prototypes.num_prototypes}}
+            ),
         }
 
     @classmethod
@@ -366,6 +386,7 @@ class HGTEncoder(nn.Module):
             dropout=config["dropout"],
             id_embedding_types=config["id_embedding_types"],
             som=config.get("som"),
+            prototypes=config.get("prototypes"),
         )
 
     def reset_parameters(self) -> None:

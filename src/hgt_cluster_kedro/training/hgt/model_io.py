@@ -109,9 +109,12 @@ def load_init(model: HGTEncoder, path: str) -> None:
                 f"{k}: {a!r} (file) vs {b!r} (run)" for k, (a, b) in differ.items()
             )
         )
-    tensors = {k: v for k, v in load_file(path).items() if not k.startswith("som.")}
+    # objective state (SOM centres, prototypes) belongs to the run that made it:
+    # a run starts its own
+    own = ("som.", "prototypes.")
+    tensors = {k: v for k, v in load_file(path).items() if not k.startswith(own)}
     missing, unexpected = model.load_state_dict(tensors, strict=False)
-    missing = [k for k in missing if not k.startswith("som.")]
+    missing = [k for k in missing if not k.startswith(own)]
     if missing or unexpected:
         raise ValueError(
             f"init_model {path!r} does not fit the encoder (missing {missing}, "

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.distributed as dist
@@ -38,6 +38,7 @@ __all__ = [
     "LinkObjective",
     "MultiRelationLinkObjective",
     "Objective",
+    "PrototypeObjective",
     "register",
 ]
 
@@ -210,9 +211,37 @@ class JointSOMParams(ObjectiveParams):
     weight: float = Field(default=0.3, ge=0.0, description="SOM loss weight")
     num_centres: int = Field(default=10, ge=2, description="SOM centres (clusters)")
     lr: float = Field(default=0.1, gt=0.0, le=1.0, description="initial centre lr")
-    radius: float = Field(default=0.5, gt=0.0, description="initial radius")
+    radius: float = Field(
+        default=0.5,
+        gt=0.0,
+        description="initial radius (embedding distance; grid cells for grid)",
+    )
     decay_steps: float = Field(default=1000.0, gt=0.0, description="decay T")
     init_users: int = Field(default=4096, gt=0, description="users to seed from")
+    init_kmeans_iters: int = Field(
+        default=0,
+        ge=0,
+        description="Lloyd iterations after the k-means++ seeds (0: seeds only)",
+    )
+    neighbourhood: Literal["centres", "grid"] = Field(
+        default="centres",
+        description="centres: the original's neighbours-toward-winner rule; "
+        "grid: Kohonen's neighbours-toward-sample on a grid",
+    )
+    spherical: bool = Field(
+        default=False, description="keep the centres on the unit sphere"
+    )
+    reseed_after: int = Field(
+        default=0,
+        ge=0,
+        description="re-seed a centre starved this many updates in a row (0: off)",
+    )
+    min_share: float = Field(
+        default=0.0,
+        ge=0.0,
+        lt=1.0,
+        description="starved: wins < min_share / num_centres of an update",
+    )
 
 
 @register
@@ -221,7 +250,12 @@ class JointSOMObjective(Objective):
     distance of each positive's user embedding to its winning SOM centre; the
     centres (:class:`~hgt_cluster_kedro.models.embedding_som.EmbeddingSOM`,
     carried in the encoder's ``state_dict``) move after every step, summed over
-    ranks so every rank keeps the same map."""
+    ranks so every rank keeps the same map.
+
+    The defaults are the original's rule; ``spherical``, ``init_kmeans_iters``,
+    ``neighbourhood: grid`` and ``reseed_after`` are the repairs of its dead and
+    giant centres (the module docstring of ``embedding_som`` says why they
+    occur; ``parameters_hgt.yml`` turns the measured ones on)."""
 
     name = "som"
     Params = JointSOMParams
@@ -235,6 +269,10 @@ class JointSOMObjective(Objective):
                 "lr": p.lr,  # type: ignore[attr-defined]
                 "radius": p.radius,  # type: ignore[attr-defined]
                 "decay_steps": p.decay_steps,  # type: ignore[attr-defined]
+                "neighbourhood": p.neighbourhood,  # type: ignore[attr-defined]
+                "reseed_after": p.reseed_after,  # type: ignore[attr-defined]
+                "min_share": p.min_share,  # type: ignore[attr-defined]
+                "spherical": p.spherical,  # type: ignore[attr-defined]
             }
         }
 
@@ -255,7 +293,11 @@ class JointSOMObjective(Objective):
         take = min(num_users, self.params.init_users)  # type: ignore[attr-defined]
         sample = torch.randperm(num_users, generator=gen)[:take]
         z = embed_users(torch.sort(sample).values)
-        som.initialise(z.to(som.centres.device), seed=derive_seed(seed, 106))
+        som.initialise(
+            z.to(som.centres.device),
+            seed=derive_seed(seed, 106),
+            kmeans_iters=self.params.init_kmeans_iters,  # type: ignore[attr-defined]
+        )
         if distributed:
             dist.broadcast(som.centres, src=0)
         logger.info(
@@ -279,6 +321,92 @@ class JointSOMObjective(Objective):
         som = self.model.som
         device = som.centres.device
         return {"val_som_loss": float(som.loss(user_emb.to(device)))}
+
+
+class PrototypeParams(ObjectiveParams):
+    weight: float = Field(default=0.1, ge=0.0, description="weight in the sum")
+    num_prototypes: int = Field(default=16, ge=2, description="prototypes K")
+    temperature: float = Field(default=0.1, gt=0.0, description="softmax temperature")
+    epsilon: float = Field(default=0.05, gt=0.0, description="Sinkhorn epsilon")
+    sinkhorn_iters: int = Field(default=3, ge=1, description="Sinkhorn iterations")
+
+
+@register
+class PrototypeObjective(Objective):
+    """Clustering-consistent term: SwAV's swapped prediction (Caron et al.,
+    *Unsupervised Learning of Visual Features by Contrasting Cluster
+    Assignments*, NeurIPS 2020; :mod:`~hgt_cluster_kedro.models.prototypes`).
+
+    The two views are the step's positive pairs: user ``u`` and its positive
+    item ``v``. Their scores against ``num_prototypes`` learnable, L2-normalised
+    prototypes (carried in the encoder's ``state_dict``, attribute
+    ``prototypes``) give Sinkhorn-balanced codes for one view that the other's
+    softmax must predict, both ways. The equipartition of the codes keeps every
+    prototype in use, and the embedding is trained to fall into
+    well-separated groups: the term is what the original's "TwHIN's objective is
+    not consistent with downstream KMeans" asks for. Reads only the batch's
+    rows, so it works in sampled and full-graph mode.
+
+    Under DDP the prototypes are left out of DDP's gradient reduction (they are
+    used outside the encoder's forward) and averaged over ranks after every
+    step instead: each rank's AdamW step uses its own gradient, then the ranks'
+    prototypes are averaged (exact for SGD, an approximation for AdamW).
+    """
+
+    name = "prototype"
+    Params = PrototypeParams
+
+    @classmethod
+    def encoder_kwargs(cls, params: ObjectiveParams) -> dict[str, Any]:
+        return {"prototypes": {"num_prototypes": params.num_prototypes}}  # type: ignore[attr-defined]
+
+    def prepare(
+        self,
+        embed_users: Callable[[Tensor], Tensor],
+        *,
+        num_users: int,
+        seed: int,
+        distributed: bool,
+    ) -> None:
+        """Under DDP: keep the prototypes out of DDP (before it wraps the
+        encoder) and start every rank from rank 0's."""
+        if not distributed:
+            return
+        from torch.nn.parallel import DistributedDataParallel
+
+        DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
+            self.model, ["prototypes.weight"]
+        )
+        with torch.no_grad():
+            dist.broadcast(self.model.prototypes.weight.data, src=0)
+
+    def loss(self, batch: LinkBatch, outputs: dict[str, Tensor]) -> Tensor:
+        from ...models.prototypes import swapped_prediction_loss
+
+        p = self.params
+        return swapped_prediction_loss(
+            batch.users(outputs),
+            outputs[batch.edge_type[2]].index_select(0, batch.dst_index),
+            self.model.prototypes.weight,
+            temperature=p.temperature,  # type: ignore[attr-defined]
+            epsilon=p.epsilon,  # type: ignore[attr-defined]
+            iters=p.sinkhorn_iters,  # type: ignore[attr-defined]
+        )
+
+    def after_step(
+        self,
+        batch: LinkBatch,
+        outputs: dict[str, Tensor],
+        reduce: Callable[[Tensor], Tensor] | None,
+    ) -> None:
+        """Average the prototypes over ranks (DDP), then back to unit rows."""
+        protos = self.model.prototypes
+        if reduce is not None:
+            with torch.no_grad():
+                w = protos.weight
+                ranks = reduce(torch.ones(1, device=w.device, dtype=w.dtype))
+                w.copy_(reduce(w.detach().clone()) / ranks)
+        protos.normalise_()
 
 
 #: a relation's CSR (indptr, indices) and, for exclusion, its sorted row keys
