@@ -219,7 +219,7 @@ class JointSOMParams(ObjectiveParams):
     decay_steps: float = Field(default=1000.0, gt=0.0, description="decay T")
     init_users: int = Field(default=4096, gt=0, description="users to seed from")
     init_kmeans_iters: int = Field(
-        default=0,
+        default=50,
         ge=0,
         description="Lloyd iterations after the k-means++ seeds (0: seeds only)",
     )
@@ -229,10 +229,10 @@ class JointSOMParams(ObjectiveParams):
         "grid: Kohonen's neighbours-toward-sample on a grid",
     )
     spherical: bool = Field(
-        default=False, description="keep the centres on the unit sphere"
+        default=True, description="keep the centres on the unit sphere"
     )
     reseed_after: int = Field(
-        default=0,
+        default=10,
         ge=0,
         description="re-seed a centre starved this many updates in a row (0: off)",
     )
