@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -24,8 +25,10 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
+from torch.nn.parallel import DistributedDataParallel
 
 from ...models.losses import cosine_pair_loss, symmetric_cosine_loss
+from ...models.prototypes import swapped_prediction_loss
 from ...runtime import derive_seed
 
 logger = logging.getLogger(__name__)
@@ -372,8 +375,6 @@ class PrototypeObjective(Objective):
         encoder) and start every rank from rank 0's."""
         if not distributed:
             return
-        from torch.nn.parallel import DistributedDataParallel
-
         DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
             self.model, ["prototypes.weight"]
         )
@@ -381,8 +382,6 @@ class PrototypeObjective(Objective):
             dist.broadcast(self.model.prototypes.weight.data, src=0)
 
     def loss(self, batch: LinkBatch, outputs: dict[str, Tensor]) -> Tensor:
-        from ...models.prototypes import swapped_prediction_loss
-
         p = self.params
         return swapped_prediction_loss(
             batch.users(outputs),
@@ -404,9 +403,15 @@ class PrototypeObjective(Objective):
         if reduce is not None:
             with torch.no_grad():
                 w = protos.weight
-                ranks = reduce(torch.ones(1, device=w.device, dtype=w.dtype))
-                w.copy_(reduce(w.detach().clone()) / ranks)
+                w.copy_(reduce(w.detach().clone()) / dist.get_world_size())
         protos.normalise_()
+
+
+def _in_batch(b: int, k: int, gen: torch.Generator) -> Tensor:
+    """``[b, k]`` rows of in-batch negatives: row ``i`` holds ``(i + s) % b`` for
+    ``k`` distinct random shifts ``s`` in ``[1, b)`` (never ``i`` itself)."""
+    shifts = torch.randperm(b - 1, generator=gen)[:k] + 1
+    return (torch.arange(b).unsqueeze(1) + shifts) % b
 
 
 #: a relation's CSR (indptr, indices) and, for exclusion, its sorted row keys
@@ -523,8 +528,7 @@ class CoEngagementObjective(Objective):
             return emb.sum() * 0.0
         device = emb.device
         gen = torch.Generator().manual_seed(int(batch.seed) % (2**63 - 1) + 1)
-        shifts = torch.randperm(b - 1, generator=gen)[:k] + 1
-        neg = (torch.arange(b).unsqueeze(1) + shifts) % b  # other walks' ends
+        neg = _in_batch(b, k, gen)  # other walks' ends
         mask = ends[neg] != users.unsqueeze(1)
         anchor = emb.index_select(0, users.to(device))
         positive = emb.index_select(0, ends.to(device))
@@ -592,11 +596,11 @@ class MultiRelationLinkObjective(Objective):
         self, params: ObjectiveParams, model: Any = None, graph: Any = None
     ) -> None:
         super().__init__(params, model, graph)
-        self._rels: list[_RelEdges] | None = None
         if graph is not None:
-            self._rels = self._relations()
+            self._rels  # noqa: B018 (checked at construction: errors before a step)
 
-    def _relations(self) -> list[_RelEdges]:
+    @cached_property
+    def _rels(self) -> list[_RelEdges]:
         """``(edge type, weight, src, dst)`` of every scored relation, checked
         against the schema (``ValueError`` naming the offending key)."""
         p = self.params
@@ -643,16 +647,12 @@ class MultiRelationLinkObjective(Objective):
 
     def relations(self) -> list[tuple[str, str, str]]:
         """The edge types this objective scores."""
-        if self._rels is None:
-            self._rels = self._relations()
         return [et for et, _, _, _ in self._rels]
 
     def pairs(self, seed: int) -> list[tuple[tuple[str, str, str], Tensor, Tensor]]:
         """``(edge type, src, dst)`` positives of every scored relation for the
         step seeded ``seed``: ``batch_size`` edges drawn uniformly (without
         replacement when the relation has at most ``batch_size`` edges: all)."""
-        if self._rels is None:
-            self._rels = self._relations()
         b = self.params.batch_size  # type: ignore[attr-defined]
         out = []
         for r, (et, _, src, dst) in enumerate(self._rels):
@@ -676,8 +676,7 @@ class MultiRelationLinkObjective(Objective):
         b = src.numel()
         k = min(self.params.num_neg, b - 1)  # type: ignore[attr-defined]
         gen = torch.Generator().manual_seed(derive_seed(seed, 302))
-        shifts = torch.randperm(b - 1, generator=gen)[:k] + 1
-        neg = (torch.arange(b).unsqueeze(1) + shifts) % b
+        neg = _in_batch(b, k, gen)
         s_neg, d_neg = src[neg], dst[neg]
         s_rep = src.unsqueeze(1).expand_as(neg)
         d_rep = dst.unsqueeze(1).expand_as(neg)
@@ -691,8 +690,6 @@ class MultiRelationLinkObjective(Objective):
         return neg, src_mask, dst_mask
 
     def loss(self, batch: LinkBatch, outputs: dict[str, Tensor]) -> Tensor:
-        if self._rels is None:
-            self._rels = self._relations()
         scale = self.params.scale  # type: ignore[attr-defined]
         unit: dict[str, Tensor] = {}  # normalise each table once
 
