@@ -5,16 +5,22 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
+from hgt_cluster_kedro.models.srgnn import SRGNN
+from hgt_cluster_kedro.pipelines.session.nodes import report
 from hgt_cluster_kedro.session import (
     ItemKNN,
     ItemVocab,
     Popularity,
     SessionKNN,
+    SessionPopularity,
     cut_sessions,
     drop_rare_items,
     next_item_metrics,
     prefixes,
+    repeat_mask,
+    subset,
     target_ranks,
 )
 from hgt_cluster_kedro.session.candidates import latest_sessions
@@ -156,3 +162,73 @@ def test_prepare_no_session_left_names_parameter():
     )
     with pytest.raises(ValueError, match="no train session left.*min_item_count"):
         prepare(clicks, min_item_count=1)
+
+
+def test_spop_hand_case():
+    # train popularity: item 1 x3, item 2 x1, item 3 x2
+    s = cut_sessions([0, 0, 1, 1, 1, 2], [1, 3, 1, 3, 1, 2], [0, 1, 0, 1, 2, 0], gap=9)
+    sc = SessionPopularity(s, 3).scores(np.array([[2, 3, 2], [3, 0, 0]]))
+    tie = 1e-6 * np.array([1.0, 1 / 3, 2 / 3])
+    # prefix [2, 3, 2]: item 2 clicked twice, 3 once, 1 never
+    np.testing.assert_allclose(sc[0], np.array([0.0, 2.0, 1.0]) + tie, rtol=1e-6)
+    np.testing.assert_allclose(sc[1], np.array([0.0, 0.0, 1.0]) + tie, rtol=1e-6)
+
+
+def test_repeat_mask_and_subset():
+    s = cut_sessions([0, 0, 0, 0], [5, 6, 5, 7], [0, 1, 2, 3], gap=9)
+    ex = prefixes(s)  # [5] -> 6, [5, 6] -> 5 (re-view), [5, 6, 5] -> 7
+    assert repeat_mask(ex).tolist() == [False, True, False]
+    new = subset(ex, ~repeat_mask(ex))
+    assert new.target.tolist() == [6, 7]
+    assert new.padded(np.arange(2)).tolist() == [[5, 0, 0], [5, 6, 5]]
+    with pytest.raises(ValueError, match="keep has shape"):
+        subset(ex, np.ones(2, bool))
+
+
+def _report_clicks():
+    # train: {10, 20} twice, {30, 40} twice; test: 10 -> 40 -> 10
+    sessions = [[10, 20], [10, 20], [30, 40], [30, 40], [10, 40, 10]]
+    rows = [
+        (sid, sid, item, 0, "test" if sid == 4 else "train")
+        for sid, items in enumerate(sessions)
+        for item in items
+    ]
+    return pd.DataFrame(rows, columns=["session", "owner", "item", "time", "split"])
+
+
+def test_report_baselines_from_train_only_and_new_item_split():
+    """The SKNN pool is the train sessions only, and the report splits re-views.
+
+    Test prefixes: [1] -> 4 (new item), [1, 4] -> 1 (re-view), model ids 1..4 for
+    raw 10..40. SKNN for [1]: train sessions {1, 2} (cos 1/sqrt 2, twice) vote
+    for 1 and 2; 3 and 4 only have the (equal) popularity tie-break, so 4 ranks
+    4th by id: MRR 1/4. Were the test session {1, 4} itself in the pool, item 4
+    would get 1/sqrt 2 and rank 3rd (MRR 1/3).
+    """
+    torch.manual_seed(0)
+    model = SRGNN(4, 8, 1, True)
+    state = {
+        "tensors": model.state_dict(),
+        "metadata": {
+            "num_items": 4,
+            "hidden": 8,
+            "step": 1,
+            "hybrid": True,
+            "item_raw_ids": [10, 20, 30, 40],
+        },
+    }
+    params = {
+        "min_item_count": 1,
+        "max_length": None,
+        "report": {"k": 20, "sknn_k": 100, "batch_size": 8},
+    }
+    out = report(_report_clicks(), state, params)
+    assert out["repeat_share"] == {"test": 0.5}
+    new = out["new_items"]["test"]
+    assert new["sknn"]["n_prefixes"] == 1
+    assert new["sknn"]["mrr@20"] == pytest.approx(0.25)
+    # S-POP: [1] -> 4 ranks 4th (item 1 first, then 2, 3, 4 by the tie);
+    # [1, 4] -> 1: 1 and 4 clicked once each, 1 first by id
+    assert out["test"]["spop"]["mrr@20"] == pytest.approx((0.25 + 1.0) / 2)
+    assert new["spop"]["mrr@20"] == pytest.approx(0.25)
+    assert set(out["test"]) == {"srgnn", "popularity", "spop", "item_knn", "sknn"}

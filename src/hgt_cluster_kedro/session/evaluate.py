@@ -4,6 +4,11 @@ HitRate@K (the paper's P@20) is the share of prefixes whose next item is in the
 top ``K``; MRR@K the mean reciprocal rank of the next item (0 beyond ``K``). The
 rank of the target is ``1 +`` the number of items scored higher, ties broken by
 item id (as a stable top-K would).
+
+:func:`repeat_mask` marks the prefixes whose next item is already in the prefix
+(a re-view): the report gives the metrics on the other ("new item") prefixes too,
+because a log with many re-views rewards any method that recommends the prefix's
+own items (S-POP, SKNN) without telling anything about discovering new items.
 """
 
 from __future__ import annotations
@@ -22,6 +27,29 @@ def target_ranks(scores: np.ndarray, target: np.ndarray) -> np.ndarray:
     cols = np.arange(scores.shape[1])[None, :]
     better = (scores > t) | ((scores == t) & (cols < (target - 1)[:, None]))
     return better.sum(1) + 1
+
+
+def repeat_mask(examples: Prefixes) -> np.ndarray:
+    """``(len(examples),)`` bool: the target is among the prefix's clicks."""
+    if len(examples) == 0:
+        return np.zeros(0, dtype=bool)
+    seqs = examples.padded(np.arange(len(examples)))
+    return (seqs == examples.target[:, None]).any(1)
+
+
+def subset(examples: Prefixes, keep: np.ndarray) -> Prefixes:
+    """The examples where the boolean ``keep`` is true."""
+    keep = np.asarray(keep, dtype=bool)
+    if keep.shape != examples.target.shape:
+        raise ValueError(
+            f"keep has shape {keep.shape}, expected {examples.target.shape}"
+        )
+    return Prefixes(
+        items=examples.items,
+        start=examples.start[keep],
+        length=examples.length[keep],
+        target=examples.target[keep],
+    )
 
 
 def next_item_metrics(
