@@ -48,7 +48,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,7 +85,10 @@ FAIL_RANK_ENV = "HGT_FAIL_RANK"
 
 
 class _FullGraphForward(nn.Module):
-    """``forward(keep)`` = the encoder's full-graph pass (what DDP wraps)."""
+    """``forward(keep)`` = the encoder's full-graph pass (what DDP wraps);
+    ``forward(keep, views)`` also runs one pass per keep mask of ``views`` (the
+    objectives' extra views) and returns ``(outputs, [view outputs])``: one
+    forward call, so DDP sees one forward per backward."""
 
     def __init__(self, encoder: HGTEncoder, graph: FullGraph, x: Any) -> None:
         super().__init__()
@@ -93,8 +96,15 @@ class _FullGraphForward(nn.Module):
         self.graph = graph
         self.x = x
 
-    def forward(self, keep: Mapping[str, Tensor] | None) -> dict[str, Tensor]:
-        return self.encoder.forward_full(self.graph, keep, self.x)
+    def forward(
+        self,
+        keep: Mapping[str, Tensor] | None,
+        views: Sequence[Mapping[str, Tensor] | None] = (),
+    ) -> Any:
+        out = self.encoder.forward_full(self.graph, keep, self.x)
+        if not views:
+            return out
+        return out, [self.encoder.forward_full(self.graph, k, self.x) for k in views]
 
 
 @dataclass
@@ -347,14 +357,39 @@ def _batch(run: _Run, r: int, idx: Tensor, step_seed: int) -> tuple[Any, LinkBat
     return keep, batch
 
 
+def _message_passing(
+    run: _Run, batch: LinkBatch, keep: Any
+) -> tuple[Any, list[tuple[str, Any]]]:
+    """Full-graph mode: the step's keep flags after every objective's
+    ``message_keep``, and the extra passes their ``extra_views`` ask for (from
+    the step's flags before those), as ``(objective name, keep)``."""
+    assert run.full is not None
+    views = [
+        (name, view)
+        for name, objective in run.objectives.items()
+        for view in objective.extra_views(batch, keep, run.full)
+    ]
+    for objective in run.objectives.values():
+        keep = objective.message_keep(batch, keep, run.full)
+    return keep, views
+
+
 def _step(run: _Run, state: TrainState, r: int, idx: Tensor) -> dict[str, float]:
     """One optimiser step on the positives ``idx`` of local relation ``r``."""
     step_seed = derive_seed(run.cfg.seed, run.rank, state.step)
     torch.manual_seed(step_seed)
     t0 = time.perf_counter()
     inputs, batch = _batch(run, r, idx, step_seed)
+    views: list[tuple[str, Any]] = []
+    if run.full is not None:
+        inputs, views = _message_passing(run, batch, inputs)
     t1 = time.perf_counter()
-    outputs = run.forward(inputs)
+    if views:
+        outputs, extra = run.forward(inputs, [keep for _, keep in views])
+        for (name, _), out in zip(views, extra, strict=True):
+            batch.views.setdefault(name, []).append(out)
+    else:
+        outputs = run.forward(inputs)
     loss = torch.stack(
         [o.params.weight * o.loss(batch, outputs) for o in run.objectives.values()]
     ).sum()

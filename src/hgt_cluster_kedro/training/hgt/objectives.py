@@ -6,7 +6,12 @@ An objective is one class: a ``name``, a typed parameter block ``Params`` (with 
 ``weight * loss`` over the configured objectives, so several combine. Optional
 hooks: ``encoder_kwargs`` (what the objective needs in the encoder, e.g. SOM
 centres that must travel with its ``state_dict``), ``after_step`` (updates
-outside the gradient) and ``validate`` (extra validation metrics).
+outside the gradient) and ``validate`` (extra validation metrics). Two hooks
+shape the full-graph mode's message passing (the loop calls them only there):
+``message_keep`` may remove more edges from the step's encoder pass (edges an
+objective must reconstruct) and ``extra_views`` asks for further passes over
+other edge sets (contrastive views); the loop runs those in the same forward
+call (one DDP forward) and hands their outputs back in ``batch.views[name]``.
 
 Adding an objective = one class here (decorated with :func:`register`), its
 parameter block in ``parameters_hgt.yml`` and a test on a hand-worked case.
@@ -16,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, ClassVar, Literal
 
@@ -27,11 +32,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
 
+from ...models.hgt_attention import FullGraph
 from ...models.losses import cosine_pair_loss, symmetric_cosine_loss
 from ...models.prototypes import swapped_prediction_loss
 from ...runtime import derive_seed
 
 logger = logging.getLogger(__name__)
+
+#: ``uint8`` keep flags of the full graph's edges per destination type (0 = absent)
+Keep = dict[str, Tensor]
 
 __all__ = [
     "OBJECTIVES",
@@ -39,6 +48,7 @@ __all__ = [
     "JointSOMObjective",
     "LinkBatch",
     "LinkObjective",
+    "MaskedEdgeObjective",
     "MultiRelationLinkObjective",
     "Objective",
     "PrototypeObjective",
@@ -71,6 +81,9 @@ class LinkBatch:
     dst_neg_mask: Tensor
     #: seed of the step (objectives that draw their own pairs seed from it)
     seed: int = 0
+    #: full-graph mode: outputs of the extra encoder passes an objective asked
+    #: for (:meth:`Objective.extra_views`), by objective name, in its order
+    views: dict[str, list[dict[str, Tensor]]] = field(default_factory=dict)
 
     @classmethod
     def from_data(cls, data: Any) -> LinkBatch:
@@ -105,6 +118,7 @@ class LinkBatch:
             ),
         )
         moved.seed = self.seed
+        moved.views = self.views
         return moved
 
     def users(self, outputs: dict[str, Tensor]) -> Tensor:
@@ -166,6 +180,25 @@ class Objective:
     def validate(self, user_emb: Tensor) -> dict[str, float]:
         """Extra validation metrics from the validation users' embeddings."""
         return {}
+
+    def message_keep(
+        self, batch: LinkBatch, keep: Keep | None, full: FullGraph
+    ) -> Keep | None:
+        """Full-graph mode: the keep flags of the step's encoder pass (``uint8``
+        per destination type of ``full``, 0 = edge absent; ``None``: every
+        edge), given those so far (the targets removed, earlier objectives'
+        masks). An objective may remove more edges; it must not add any back.
+        Default: unchanged."""
+        return keep
+
+    def extra_views(
+        self, batch: LinkBatch, keep: Keep | None, full: FullGraph
+    ) -> list[Keep | None]:
+        """Full-graph mode: keep flags of further encoder passes this step needs
+        (``keep``: the step's flags before any objective's ``message_keep``).
+        Their outputs arrive in ``batch.views[self.name]``, in this order.
+        Default: none."""
+        return []
 
 
 #: objective name -> class.
@@ -412,6 +445,30 @@ def _in_batch(b: int, k: int, gen: torch.Generator) -> Tensor:
     ``k`` distinct random shifts ``s`` in ``[1, b)`` (never ``i`` itself)."""
     shifts = torch.randperm(b - 1, generator=gen)[:k] + 1
     return (torch.arange(b).unsqueeze(1) + shifts) % b
+
+
+def _edge_negatives(
+    csr: Any, et: tuple[str, str, str], src: Tensor, dst: Tensor, *, k: int, seed: int
+) -> tuple[Tensor, Tensor, Tensor]:
+    """In-batch negatives of the positive edges ``(src[i], dst[i])`` of ``et``:
+    ``(neg, src_mask, dst_mask)``, ``[B, K]`` positions of other positives
+    (``K = min(k, B - 1)``; the negatives of ``dst[i]`` are ``src[neg[i]]``,
+    those of ``src[i]`` are ``dst[neg[i]]``) and the masks (``False``: equal to
+    the positive's endpoint, or joined to the anchor by an edge of ``et`` in
+    ``csr``)."""
+    b = src.numel()
+    gen = torch.Generator().manual_seed(derive_seed(seed, 302))
+    neg = _in_batch(b, min(k, b - 1), gen)
+    s_neg, d_neg = src[neg], dst[neg]
+    s_rep = src.unsqueeze(1).expand_as(neg)
+    d_rep = dst.unsqueeze(1).expand_as(neg)
+    src_mask = (s_neg != s_rep) & ~csr.has_edges(
+        et, s_neg.reshape(-1), d_rep.reshape(-1)
+    ).view_as(neg)
+    dst_mask = (d_neg != d_rep) & ~csr.has_edges(
+        et, s_rep.reshape(-1), d_neg.reshape(-1)
+    ).view_as(neg)
+    return neg, src_mask, dst_mask
 
 
 #: a relation's CSR (indptr, indices) and, for exclusion, its sorted row keys
@@ -673,21 +730,8 @@ class MultiRelationLinkObjective(Objective):
         ``dst[i]`` are ``src[neg[i]]``, those of ``src[i]`` are ``dst[neg[i]]``)
         and the masks (``False``: equal to the positive's endpoint, or an edge
         of ``et`` with the anchor)."""
-        b = src.numel()
-        k = min(self.params.num_neg, b - 1)  # type: ignore[attr-defined]
-        gen = torch.Generator().manual_seed(derive_seed(seed, 302))
-        neg = _in_batch(b, k, gen)
-        s_neg, d_neg = src[neg], dst[neg]
-        s_rep = src.unsqueeze(1).expand_as(neg)
-        d_rep = dst.unsqueeze(1).expand_as(neg)
-        csr = self.graph.csr
-        src_mask = (s_neg != s_rep) & ~csr.has_edges(
-            et, s_neg.reshape(-1), d_rep.reshape(-1)
-        ).view_as(neg)
-        dst_mask = (d_neg != d_rep) & ~csr.has_edges(
-            et, s_rep.reshape(-1), d_neg.reshape(-1)
-        ).view_as(neg)
-        return neg, src_mask, dst_mask
+        k = self.params.num_neg  # type: ignore[attr-defined]
+        return _edge_negatives(self.graph.csr, et, src, dst, k=k, seed=seed)
 
     def loss(self, batch: LinkBatch, outputs: dict[str, Tensor]) -> Tensor:
         scale = self.params.scale  # type: ignore[attr-defined]
@@ -722,3 +766,335 @@ class MultiRelationLinkObjective(Objective):
             )
             weights.append(w)
         return torch.stack(total).sum() / sum(weights)
+
+
+class MaskedEdgeParams(ObjectiveParams):
+    weight: float = Field(default=1.0, ge=0.0, description="weight in the sum")
+    mask_ratio: float = Field(
+        default=0.1,
+        gt=0.0,
+        lt=1.0,
+        description="share of the chosen relations' edges masked each step",
+    )
+    relations: Literal["targets", "all"] | list[str] = Field(
+        default="targets",
+        description="relations masked and reconstructed: the schema's target "
+        "relations, all relations, or a list of names (a relation's rev_ twin is "
+        "masked with it)",
+    )
+    batch_size: int = Field(
+        default=1024, gt=1, description="masked edges scored per relation and step"
+    )
+    num_neg: int = Field(default=63, ge=1, description="in-batch negatives per side")
+    scale: float = Field(default=2.0, gt=0.0, description="cosine scale s")
+    contrast_weight: float = Field(
+        default=0.5,
+        ge=0.0,
+        description="weight of the cross-view InfoNCE term (0: no second pass)",
+    )
+    contrast_view: Literal["mask", "full"] = Field(
+        default="mask",
+        description="second view: another random mask, or the step's graph "
+        "without this objective's mask",
+    )
+    contrast_batch: int = Field(
+        default=1024, gt=1, description="users contrasted per step"
+    )
+    tau: float = Field(default=0.7, gt=0.0, description="InfoNCE temperature")
+
+
+@dataclass
+class _MaskedRelation:
+    """Where one relation's edges (and its ``rev_`` twin's) sit in a
+    :class:`FullGraph`: positions in the destination type's edge list and the
+    pair key ``src * num_dst + dst`` (forward orientation) of each."""
+
+    edge_type: tuple[str, str, str]
+    num_dst: int
+    fwd_type: str
+    fwd_pos: Tensor
+    fwd_key: Tensor
+    rev_type: str | None
+    rev_pos: Tensor | None
+    rev_key: Tensor | None
+
+
+def _relation_positions(full: FullGraph, et: tuple[str, str, str]) -> Tensor:
+    """Positions of ``et``'s edges in ``full.dst[et[2]]`` (empty if absent)."""
+    g = full.dst.get(et[2])
+    edge_types = [tuple(e) for e in full.edge_types]
+    if g is None or et not in edge_types or edge_types.index(et) not in g.relations:
+        return torch.empty(0, dtype=torch.long)
+    pos = g.relations.index(edge_types.index(et))
+    return torch.nonzero(g.rel == pos).view(-1)
+
+
+def info_nce(z1: Tensor, z2: Tensor, tau: float) -> Tensor:
+    """Symmetric InfoNCE between two views (row ``i`` of ``z1`` and ``z2``: the
+    same node; the other rows: its negatives), on cosine similarities over
+    ``tau``, as in GRACE / HeCo / KGRec's ``Contrast``:
+    ``1/2 [CE(z1 z2^T / tau, I) + CE(z2 z1^T / tau, I)]``."""
+    if not tau > 0:
+        raise ValueError(f"tau must be > 0 (got {tau!r})")
+    if z1.shape != z2.shape or z1.dim() != 2:
+        raise ValueError(
+            f"z1 and z2 must be [N, d] of one shape (got {tuple(z1.shape)}, "
+            f"{tuple(z2.shape)})"
+        )
+    logits = F.normalize(z1, dim=-1) @ F.normalize(z2, dim=-1).T / tau
+    target = torch.arange(z1.shape[0], device=z1.device)
+    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+
+
+@register
+class MaskedEdgeObjective(Objective):
+    """Masked-edge reconstruction plus a cross-view contrast, after KGRec (Yang
+    et al., *Knowledge Graph Self-Supervised Rationalization for
+    Recommendation*, KDD 2023 — the seed's hopwise page says WWW 2021:
+    masking-and-reconstructing edges, with a cross-view contrastive term) and HGMAE (Tian et al., *Heterogeneous Graph
+    Masked Autoencoders*, AAAI 2023).
+
+    Each step a seeded random share ``mask_ratio`` of the message-passing edges
+    of the chosen relations (default: the target relations; a relation's
+    ``rev_`` twin is masked with it) is removed from the step's encoder pass
+    (:meth:`message_keep`; the other objectives then see the masked graph too,
+    as KGRec's recommendation loss does). The encoder must then **reconstruct**
+    the masked edges from the rest of the graph: ``batch_size`` masked pairs per
+    relation are scored by the link objective's symmetric cosine loss (BPR-form
+    ``softplus(-s (cos(u, v) - cos(u, v-)))``) against ``num_neg`` in-batch
+    negatives per side (other masked pairs' endpoints; those equal to the
+    positive's endpoint or joined to the anchor by an edge are masked). The
+    pairs are scored against negatives, not by KGRec's positive-only
+    ``-log sigmoid`` (that alone is minimised by collapsing every embedding),
+    nor by HGMAE's feature / degree reconstruction: the project's nodes are
+    mostly id-only, and what the u2u2i channel needs is that an edge hidden from
+    the encoder is still recovered from longer paths (a user's other items,
+    their other users), i.e. the link task without the answer on the graph.
+
+    The **cross-view term** (weight ``contrast_weight``): a second encoder pass
+    (:meth:`extra_views`) over another random mask (``contrast_view: mask``) or
+    the step's graph without this objective's mask (``full``); symmetric
+    InfoNCE (:func:`info_nce`, temperature ``tau``) between the two views'
+    embeddings of ``contrast_batch`` random users (positives: the same user;
+    negatives: the other users), as KGRec's and HeCo's contrast do, without their
+    projection heads. Loss: reconstruction (mean over relations) +
+    ``contrast_weight`` x contrast.
+
+    Masked edges come from the train graph only (``graph.csr`` holds no
+    held-out pair: :func:`~hgt_cluster_kedro.graph.split.train_edges`). Needs
+    the full-graph mode (the mask acts on the whole graph's edges). Cost: one
+    more encoder pass per step with the contrast on.
+    """
+
+    name = "masked_edge"
+    Params = MaskedEdgeParams
+    needs_full_graph = True
+
+    _KEY = "hgt.train.objectives.masked_edge.relations"
+
+    def __init__(
+        self, params: ObjectiveParams, model: Any = None, graph: Any = None
+    ) -> None:
+        super().__init__(params, model, graph)
+        self._layout: list[_MaskedRelation] | None = None
+        self._full: FullGraph | None = None  # set by message_keep
+        self._drawn: dict[tuple[int, int], list[Tensor]] = {}
+        if graph is not None:
+            self.relations()  # checked at construction: errors before a step
+
+    def relations(self) -> list[tuple[str, str, str]]:
+        """The forward edge types masked and reconstructed (``ValueError``
+        naming the key for unknown names)."""
+        schema = self.graph.schema
+        chosen = self.params.relations  # type: ignore[attr-defined]
+        if chosen == "targets":
+            names = list(schema.target_relations)
+        elif chosen == "all":
+            names = list(schema.relations)
+        else:
+            names = list(chosen)
+            if not names:
+                raise ValueError(f"{self._KEY}: the list is empty (got [])")
+            for name in names:
+                if name not in schema.relations:
+                    raise ValueError(
+                        f"{self._KEY}: {name!r} is not a relation of the schema; "
+                        f"known: {sorted(schema.relations)} (a rev_ twin is "
+                        "masked with its relation)"
+                    )
+        return [schema.edge_type(name) for name in names]
+
+    def _relations_in(self, full: FullGraph) -> list[_MaskedRelation]:
+        """Each chosen relation's positions and pair keys in ``full`` (built
+        on the first call; the graph is the same every step)."""
+        if self._layout is not None:
+            return self._layout
+        out = []
+        for et in self.relations():
+            n_dst = full.num_nodes[et[2]]
+            pos = _relation_positions(full, et)
+            g = full.dst.get(et[2])
+            device = pos.device if g is None else g.ptr.device
+            pos = pos.to(device)
+            key = (
+                g.src[pos] * n_dst + g.dst[pos]
+                if g is not None
+                else torch.empty(0, dtype=torch.long)
+            )
+            rev = (et[2], f"rev_{et[1]}", et[0])
+            rpos = _relation_positions(full, rev)
+            rg = full.dst.get(et[0])
+            if rpos.numel() and rg is not None:
+                rpos = rpos.to(rg.ptr.device)
+                rkey = rg.dst[rpos] * n_dst + rg.src[rpos]
+                twin = (et[0], rpos, rkey)
+            else:
+                twin = (None, None, None)
+            if key.numel() < 2:
+                logger.warning(
+                    "masked_edge: relation %r has %d edges; skipped", et[1], key.numel()
+                )
+                continue
+            out.append(_MaskedRelation(et, n_dst, et[2], pos, key, *twin))
+        if not out:
+            raise ValueError(
+                f"{self._KEY}: no relation with at least 2 edges in the graph "
+                f"(chose {[et[1] for et in self.relations()]})"
+            )
+        self._layout = out
+        return out
+
+    def masked_keys(self, seed: int, full: FullGraph, view: int = 0) -> list[Tensor]:
+        """Sorted unique pair keys (``src * num_dst + dst``) of each relation's
+        masked edges for the step seeded ``seed`` (``view``: 0 the step's mask,
+        1 the contrast's second mask): each edge independently with
+        probability ``mask_ratio``."""
+        cache = (int(seed), view)
+        if cache not in self._drawn:
+            ratio = self.params.mask_ratio  # type: ignore[attr-defined]
+            keys = []
+            for r, rel in enumerate(self._relations_in(full)):
+                gen = torch.Generator().manual_seed(derive_seed(seed, 401, view, r))
+                hit = torch.rand(rel.fwd_key.numel(), generator=gen) < ratio
+                keys.append(torch.unique(rel.fwd_key[hit.to(rel.fwd_key.device)]))
+            self._drawn = {cache: keys}  # only the current step's masks
+        return self._drawn[cache]
+
+    def masked_pairs(
+        self, seed: int, full: FullGraph
+    ) -> list[tuple[tuple[str, str, str], Tensor, Tensor]]:
+        """``(edge type, src, dst)`` of every relation's masked edges (CPU)."""
+        out = []
+        for rel, keys in zip(
+            self._relations_in(full), self.masked_keys(seed, full), strict=True
+        ):
+            k = keys.cpu()
+            out.append((rel.edge_type, k // rel.num_dst, k % rel.num_dst))
+        return out
+
+    def _apply(self, keep: Keep | None, full: FullGraph, masked: list[Tensor]) -> Keep:
+        """``keep`` (copied) with the edges of ``masked`` keys set to 0."""
+        out = (
+            {t: k.clone() for t, k in keep.items()}
+            if keep is not None
+            else {
+                t: torch.ones(g.num_edges, dtype=torch.uint8, device=g.ptr.device)
+                for t, g in full.dst.items()
+            }
+        )
+        for rel, keys in zip(self._relations_in(full), masked, strict=True):
+            sides = [(rel.fwd_type, rel.fwd_pos, rel.fwd_key)]
+            if rel.rev_type is not None:
+                sides.append((rel.rev_type, rel.rev_pos, rel.rev_key))
+            for t, pos, key in sides:
+                hit = pos[torch.isin(key, keys)]
+                out[t][hit.to(out[t].device)] = 0
+        return out
+
+    def message_keep(
+        self, batch: LinkBatch, keep: Keep | None, full: FullGraph
+    ) -> Keep | None:
+        """Remove the step's masked edges (and their twins) from its pass."""
+        self._full = full
+        return self._apply(keep, full, self.masked_keys(batch.seed, full))
+
+    def extra_views(
+        self, batch: LinkBatch, keep: Keep | None, full: FullGraph
+    ) -> list[Keep | None]:
+        """The contrast's second view (none when ``contrast_weight`` is 0)."""
+        p = self.params
+        if p.contrast_weight <= 0:  # type: ignore[attr-defined]
+            return []
+        if p.contrast_view == "full":  # type: ignore[attr-defined]
+            return [keep]
+        return [self._apply(keep, full, self.masked_keys(batch.seed, full, view=1))]
+
+    def reconstruction(self, seed: int, outputs: dict[str, Tensor]) -> Tensor:
+        """Mean over relations of the symmetric cosine loss of ``batch_size``
+        masked pairs against in-batch negatives."""
+        p = self.params
+        losses = []
+        for r, (et, all_src, all_dst) in enumerate(self.masked_pairs(seed, self._full)):
+            n = all_src.numel()
+            if n < 2:
+                continue
+            gen = torch.Generator().manual_seed(derive_seed(seed, 404, r))
+            pick = torch.randperm(n, generator=gen)[: p.batch_size]  # type: ignore[attr-defined]
+            src, dst = all_src[pick], all_dst[pick]
+            neg, src_mask, dst_mask = _edge_negatives(
+                self.graph.csr,
+                et,
+                src,
+                dst,
+                k=p.num_neg,  # type: ignore[attr-defined]
+                seed=derive_seed(seed, 405, r),
+            )
+            eu = F.normalize(outputs[et[0]], dim=-1)
+            ev = F.normalize(outputs[et[2]], dim=-1)
+            device = eu.device
+            s, d, neg = src.to(device), dst.to(device), neg.to(device)
+            losses.append(
+                symmetric_cosine_loss(
+                    eu.index_select(0, s),
+                    ev.index_select(0, d),
+                    eu[s[neg]],
+                    ev[d[neg]],
+                    scale=p.scale,  # type: ignore[attr-defined]
+                    u_neg_mask=src_mask.to(device),
+                    v_neg_mask=dst_mask.to(device),
+                    normalized=True,
+                )
+            )
+        if not losses:
+            return next(iter(outputs.values())).sum() * 0.0
+        return torch.stack(losses).mean()
+
+    def contrast(
+        self, seed: int, outputs: dict[str, Tensor], other: dict[str, Tensor]
+    ) -> Tensor:
+        """InfoNCE between the two views' embeddings of ``contrast_batch``
+        random users."""
+        p = self.params
+        user_t = self.graph.schema.user_type
+        n = outputs[user_t].shape[0]
+        gen = torch.Generator().manual_seed(derive_seed(seed, 403))
+        users = torch.randperm(n, generator=gen)[: p.contrast_batch]  # type: ignore[attr-defined]
+        users = users.to(outputs[user_t].device)
+        return info_nce(
+            outputs[user_t].index_select(0, users),
+            other[user_t].index_select(0, users),
+            p.tau,  # type: ignore[attr-defined]
+        )
+
+    def loss(self, batch: LinkBatch, outputs: dict[str, Tensor]) -> Tensor:
+        """Reconstruction of the step's masked edges + ``contrast_weight`` x the
+        contrast with the extra view. Without the view (the validation loss,
+        for which the loop runs no extra pass): the reconstruction only."""
+        if self._full is None:  # e.g. validation before any step (a resume)
+            self._full = FullGraph.from_csr(self.graph.csr, self.graph.csr.edge_types)
+        total = self.reconstruction(batch.seed, outputs)
+        w = self.params.contrast_weight  # type: ignore[attr-defined]
+        views = batch.views.get(self.name)
+        if w > 0 and views:
+            total = total + w * self.contrast(batch.seed, outputs, views[0])
+        return total
