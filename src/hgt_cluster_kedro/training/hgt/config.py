@@ -16,7 +16,7 @@ from pydantic import (
 )
 
 from ...graph.csr import EdgeType, HeteroCSR
-from ...graph.negatives import NEGATIVE_SAMPLERS
+from ...graph.negatives import NEGATIVE_SAMPLERS, PinSageHardParams
 from .objectives import OBJECTIVES, ObjectiveParams
 
 __all__ = [
@@ -101,6 +101,10 @@ class HGTTrainConfig(BaseModel):
         num_neg: negatives per side per positive.
         neg_mode: negative sampler by name
             (:data:`~hgt_cluster_kedro.graph.negatives.NEGATIVE_SAMPLERS`).
+        hard_negatives: parameters of ``neg_mode: pinsage_hard`` (PinSage's
+            hard negatives with a curriculum,
+            :class:`~hgt_cluster_kedro.graph.negatives.PinSageHardParams`;
+            ``None``: its defaults); only with that ``neg_mode``.
         remove_targets: remove every edge between the two endpoints of the
             step's positives from its message-passing graph (no shortcut).
         objectives: ``{name: parameters}`` of the objectives summed into the
@@ -158,6 +162,7 @@ class HGTTrainConfig(BaseModel):
     eval_fanouts: Fanouts | None = None
     num_neg: int = Field(default=63, ge=1)
     neg_mode: str = "in_batch"
+    hard_negatives: PinSageHardParams | None = None
     remove_targets: bool = True
     objectives: ObjectivesConfig = Field(  # type: ignore[valid-type]
         default_factory=lambda: ObjectivesConfig(link={})
@@ -202,7 +207,20 @@ class HGTTrainConfig(BaseModel):
                 f"neg_mode={self.neg_mode!r} is not a negative sampler (known: "
                 f"{sorted(NEGATIVE_SAMPLERS)})"
             )
-        if self.neg_mode == "in_batch":
+        if self.hard_negatives is not None and self.neg_mode != "pinsage_hard":
+            raise ValueError(
+                f"hard_negatives is set but neg_mode={self.neg_mode!r} (it "
+                "parameterises neg_mode: pinsage_hard)"
+            )
+        hard = self.hard_negatives or PinSageHardParams()
+        if self.neg_mode == "pinsage_hard" and (hard.hard_max or 0) > self.num_neg:
+            raise ValueError(
+                f"hard_negatives.hard_max={hard.hard_max} must be <= "
+                f"num_neg={self.num_neg}"
+            )
+        if self.neg_mode == "in_batch" or (
+            self.neg_mode == "pinsage_hard" and hard.easy == "in_batch"
+        ):
             for name in ("batch_size", "full_batch_size"):
                 if getattr(self, name) < self.num_neg + 1:
                     raise ValueError(
@@ -250,6 +268,8 @@ def run_identity(cfg: HGTTrainConfig) -> dict[str, Any]:
     data = cfg.model_dump(mode="json")
     for key in (*NON_IDENTITY_KEYS, *RESUMABLE_KEYS):
         data.pop(key, None)
+    if data.get("hard_negatives") is None:
+        data.pop("hard_negatives", None)  # as before the block existed
     return data
 
 
@@ -263,6 +283,8 @@ def fingerprint(
     data = cfg.model_dump(mode="json")
     for key in NON_IDENTITY_KEYS:
         data.pop(key, None)
+    if data.get("hard_negatives") is None:
+        data.pop("hard_negatives", None)  # as before the block existed
     data["model"] = dict(model_config)
     data["world_size"] = world_size
     data["num_train_edges"] = num_edges

@@ -212,7 +212,14 @@ def _build(
         name: OBJECTIVES[name](params, model, graph)
         for name, params in cfg.objective_params().items()
     }
-    negatives = make_negative_sampler(cfg.neg_mode, cfg.num_neg)
+    edges = target_edges(graph)
+    negatives = make_negative_sampler(
+        cfg.neg_mode,
+        cfg.num_neg,
+        graph=csr,
+        edge_types=[et for et, _, _ in edges],
+        params=cfg.hard_negatives,
+    )
     full_mode = cfg.use_full_graph(csr.num_edges())
     for name, objective in objectives.items():
         if objective.needs_full_graph and not full_mode:
@@ -225,7 +232,6 @@ def _build(
         logger.warning(
             "fanouts sample %d hops for %d HGT layers", num_hops(fanouts), cfg.layers
         )
-    edges = target_edges(graph)
     local = shard(
         edges, rank=rank, world_size=world_size, seed=cfg.seed, seed_users=seed_users
     )
@@ -459,6 +465,9 @@ def _run_epoch(run: _Run, state: TrainState) -> dict[str, float]:
         rank=run.rank,
         min_batch=run.negatives.min_batch(),
     )
+    set_epoch = getattr(run.negatives, "set_epoch", None)
+    if set_epoch is not None:  # e.g. a curriculum of hard negatives
+        set_epoch(state.epoch)
     run.model.train()
     stats = {"sample": 0.0, "compute": 0.0, "seeds": 0.0, "edges": 0.0}
     run.comm.seconds = 0.0
