@@ -96,6 +96,17 @@ class HGTTrainConfig(BaseModel):
             or a dict ``{relation: list}`` keyed by relation name (``rev_*``
             names for the reverse twins) or ``"src__rel__dst"``; missing
             relations are not sampled.
+        neighbourhood: how sampled mode picks a node's neighbours:
+            ``uniform`` (``fanouts`` uniform draws per relation and hop) or
+            ``pinsage`` (the ``fanouts`` most visited neighbours by short random
+            walks, with their visit-count importance added as log to HGT's
+            attention logits: PinSage's importance neighbourhoods and pooling,
+            :class:`~hgt_cluster_kedro.graph.sampler.PinSageNeighborSampler`).
+            Validation and inference on the full graph use every neighbour
+            without importance.
+        importance_walks: random walks per frontier node (``pinsage``).
+        importance_walk_length: steps per walk (``pinsage``; at least 3 for a
+            walk to come back to a neighbour through the neighbourhood).
         eval_fanouts: fanouts for validation embeddings in sampled mode
             (``None``: ``fanouts``; ``[-1, -1]``: every neighbour, exact).
         num_neg: negatives per side per positive.
@@ -160,6 +171,9 @@ class HGTTrainConfig(BaseModel):
     full_max_edges: int = Field(default=20_000_000, ge=0)
     fanouts: Fanouts = Field(default_factory=lambda: [4, 2])
     eval_fanouts: Fanouts | None = None
+    neighbourhood: Literal["uniform", "pinsage"] = "uniform"
+    importance_walks: int = Field(default=50, ge=1)
+    importance_walk_length: int = Field(default=3, ge=1)
     num_neg: int = Field(default=63, ge=1)
     neg_mode: str = "in_batch"
     hard_negatives: PinSageHardParams | None = None
@@ -206,6 +220,11 @@ class HGTTrainConfig(BaseModel):
             raise ValueError(
                 f"neg_mode={self.neg_mode!r} is not a negative sampler (known: "
                 f"{sorted(NEGATIVE_SAMPLERS)})"
+            )
+        if self.neighbourhood == "pinsage" and self.mode == "full":
+            raise ValueError(
+                "neighbourhood='pinsage' samples neighbourhoods: it needs mode "
+                "sampled (or auto on a graph above full_max_edges), got mode='full'"
             )
         if self.hard_negatives is not None and self.neg_mode != "pinsage_hard":
             raise ValueError(
@@ -262,14 +281,23 @@ class HGTTrainConfig(BaseModel):
         return self.mode == "full"
 
 
+def _drop_unused_options(data: dict[str, Any]) -> None:
+    """Leave out the PinSage options when unused, so the identity of a run
+    without them is what it was before they existed (older checkpoints)."""
+    if data.get("hard_negatives") is None:
+        data.pop("hard_negatives", None)
+    if data.get("neighbourhood") == "uniform":
+        for key in ("neighbourhood", "importance_walks", "importance_walk_length"):
+            data.pop(key, None)
+
+
 def run_identity(cfg: HGTTrainConfig) -> dict[str, Any]:
     """The settings that decide whether a run can resume another one's
     checkpoints: everything but how it runs and what may change on resume."""
     data = cfg.model_dump(mode="json")
     for key in (*NON_IDENTITY_KEYS, *RESUMABLE_KEYS):
         data.pop(key, None)
-    if data.get("hard_negatives") is None:
-        data.pop("hard_negatives", None)  # as before the block existed
+    _drop_unused_options(data)
     return data
 
 
@@ -283,8 +311,7 @@ def fingerprint(
     data = cfg.model_dump(mode="json")
     for key in NON_IDENTITY_KEYS:
         data.pop(key, None)
-    if data.get("hard_negatives") is None:
-        data.pop("hard_negatives", None)  # as before the block existed
+    _drop_unused_options(data)
     data["model"] = dict(model_config)
     data["world_size"] = world_size
     data["num_train_edges"] = num_edges

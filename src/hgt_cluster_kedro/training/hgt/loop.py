@@ -61,7 +61,7 @@ from torch import Tensor, nn
 from ...graph.artifact import GraphArtifact
 from ...graph.csr import EdgeType
 from ...graph.negatives import NegativeSampler, make_negative_sampler, positive_test
-from ...graph.sampler import NeighborSampler
+from ...graph.sampler import NeighborSampler, PinSageNeighborSampler
 from ...models.hgt import HGTEncoder
 from ...models.hgt_attention import FullGraph
 from ...progress import progress_bar
@@ -221,6 +221,12 @@ def _build(
         params=cfg.hard_negatives,
     )
     full_mode = cfg.use_full_graph(csr.num_edges())
+    if full_mode and cfg.neighbourhood != "uniform":
+        raise ValueError(
+            f"neighbourhood={cfg.neighbourhood!r} needs the sampled mode (this "
+            f"graph's {csr.num_edges()} edges <= full_max_edges="
+            f"{cfg.full_max_edges} make mode {cfg.mode!r} train on the full graph)"
+        )
     for name, objective in objectives.items():
         if objective.needs_full_graph and not full_mode:
             raise ValueError(
@@ -271,6 +277,14 @@ def _build(
         run.full = full.to(device)
         x = {t: f.to(device) for t, f in features.items()} if cfg.use_features else None
         run.forward = _FullGraphForward(model, run.full, x)
+    elif cfg.neighbourhood == "pinsage":
+        run.sampler = PinSageNeighborSampler(
+            csr,
+            fanouts,
+            walks=cfg.importance_walks,
+            walk_length=cfg.importance_walk_length,
+            seed=derive_seed(cfg.seed, rank),
+        )
     else:
         run.sampler = NeighborSampler(csr, fanouts, seed=derive_seed(cfg.seed, rank))
     return run
