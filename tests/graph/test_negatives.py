@@ -101,7 +101,7 @@ def test_uniform_redraws_positives_and_is_seeded():
 
 
 def test_registry():
-    assert set(NEGATIVE_SAMPLERS) == {"uniform", "in_batch"}
+    assert set(NEGATIVE_SAMPLERS) == {"uniform", "in_batch", "pinsage_hard"}
     assert isinstance(make_negative_sampler("in_batch", 3), InBatchNegatives)
     with pytest.raises(ValueError, match="unknown negative sampler 'hard'"):
         make_negative_sampler("hard", 3)

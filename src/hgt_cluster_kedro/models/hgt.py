@@ -42,6 +42,7 @@ likewise the learnable prototypes of the SwAV-style ``prototype`` objective
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -50,6 +51,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.data import HeteroData
 from torch_geometric.nn import HeteroLinear, HGTConv
+from torch_geometric.utils import softmax
 
 from .embedding_som import EmbeddingSOM
 from .hgt_attention import FullGraph, attention
@@ -108,6 +110,58 @@ class _ConcatHeteroLinear(HeteroLinear):
         return torch.cat(parts, dim=0) if parts else x.new_empty(0, self.out_channels)
 
 
+class _BiasedHGTConv(HGTConv):
+    """PyG's ``HGTConv`` with an optional per-edge additive attention bias.
+
+    ``forward(x_dict, edge_index_dict, bias_dict)``: ``bias_dict[et]`` (``[E]``)
+    is added to the attention logits of the edges of ``et`` before the softmax
+    (over all in-edges of a node), so the attention becomes proportional to
+    ``exp(bias) * exp(score)``. With ``bias = log(importance)`` this is
+    PinSage's importance pooling (Ying et al., KDD 2018) inside HGT's attention.
+    Only :meth:`message` is overridden; without a bias it is PyG's. The bias is
+    concatenated in ``edge_index_dict`` order, the order in which ``HGTConv``
+    concatenates the edge types (``_construct_src_node_feat`` /
+    ``construct_bipartite_edge_index``).
+    """
+
+    _bias: Tensor | None = None
+
+    def forward(  # type: ignore[override]
+        self,
+        x_dict: dict[str, Tensor],
+        edge_index_dict: dict[EdgeType, Tensor],
+        bias_dict: Mapping[EdgeType, Tensor] | None = None,
+    ) -> dict[str, Tensor | None]:
+        if bias_dict is None:
+            return super().forward(x_dict, edge_index_dict)
+        self._bias = torch.cat([bias_dict[et] for et in edge_index_dict])
+        try:
+            return super().forward(x_dict, edge_index_dict)
+        finally:
+            self._bias = None
+
+    def message(  # type: ignore[override]  # noqa: PLR0917 (PyG inspects the names)
+        self,
+        k_j: Tensor,
+        q_i: Tensor,
+        v_j: Tensor,
+        edge_attr: Tensor,
+        index: Tensor,
+        ptr: Tensor | None,
+        size_i: int | None,
+    ) -> Tensor:
+        if self._bias is None:
+            return super().message(k_j, q_i, v_j, edge_attr, index, ptr, size_i)
+        if self._bias.numel() != k_j.size(0):
+            raise ValueError(
+                f"attention bias has {self._bias.numel()} entries for "
+                f"{k_j.size(0)} edges"
+            )
+        alpha = (q_i * k_j).sum(dim=-1) * edge_attr / math.sqrt(q_i.size(-1))
+        alpha = softmax(alpha + self._bias.unsqueeze(-1), index, ptr, size_i)
+        return (v_j * alpha.unsqueeze(-1)).view(-1, self.out_channels)
+
+
 class _HGTLayer(nn.Module):
     """One HGT layer: ``HGTConv`` (with dropout before its gated skip) + LayerNorm.
 
@@ -123,7 +177,7 @@ class _HGTLayer(nn.Module):
     ) -> None:
         super().__init__()
         node_types, edge_types = metadata
-        self.conv = HGTConv(
+        self.conv = _BiasedHGTConv(
             hidden, hidden, (list(node_types), list(edge_types)), heads=heads
         )
         self.conv.out_lin = _LinearDropout(self.conv.out_lin, dropout)
@@ -144,9 +198,12 @@ class _HGTLayer(nn.Module):
             norm.reset_parameters()
 
     def forward(
-        self, x_dict: dict[str, Tensor], edge_index_dict: dict[EdgeType, Tensor]
+        self,
+        x_dict: dict[str, Tensor],
+        edge_index_dict: dict[EdgeType, Tensor],
+        bias_dict: Mapping[EdgeType, Tensor] | None = None,
     ) -> dict[str, Tensor]:
-        out = self.conv(x_dict, edge_index_dict)
+        out = self.conv(x_dict, edge_index_dict, bias_dict)
         result = {}
         for t, x in x_dict.items():
             h = out.get(t)
@@ -484,8 +541,16 @@ class HGTEncoder(nn.Module):
                     f"(known: {self.edge_types})"
                 )
             edge_index_dict[et] = batch[et].edge_index.to(h[et[0]].device)
+        bias_dict = None
+        if all("importance" in batch[et] for et in edge_index_dict) and edge_index_dict:
+            # walk-importance neighbourhoods (PinSageNeighborSampler): importance
+            # pooling = log(importance) added to the attention logits
+            bias_dict = {
+                et: batch[et].importance.to(h[et[0]].device).clamp_min(1e-12).log()
+                for et in edge_index_dict
+            }
         for layer in self.layers:
-            h = layer(h, edge_index_dict)
+            h = layer(h, edge_index_dict, bias_dict)
         return {t: F.normalize(x, dim=-1) for t, x in h.items()}
 
     def forward_full(

@@ -16,7 +16,7 @@ from pydantic import (
 )
 
 from ...graph.csr import EdgeType, HeteroCSR
-from ...graph.negatives import NEGATIVE_SAMPLERS
+from ...graph.negatives import NEGATIVE_SAMPLERS, PinSageHardParams
 from .objectives import OBJECTIVES, ObjectiveParams
 
 __all__ = [
@@ -96,11 +96,26 @@ class HGTTrainConfig(BaseModel):
             or a dict ``{relation: list}`` keyed by relation name (``rev_*``
             names for the reverse twins) or ``"src__rel__dst"``; missing
             relations are not sampled.
+        neighbourhood: how sampled mode picks a node's neighbours:
+            ``uniform`` (``fanouts`` uniform draws per relation and hop) or
+            ``pinsage`` (the ``fanouts`` most visited neighbours by short random
+            walks, with their visit-count importance added as log to HGT's
+            attention logits: PinSage's importance neighbourhoods and pooling,
+            :class:`~hgt_cluster_kedro.graph.sampler.PinSageNeighborSampler`).
+            Validation and inference on the full graph use every neighbour
+            without importance.
+        importance_walks: random walks per frontier node (``pinsage``).
+        importance_walk_length: steps per walk (``pinsage``; at least 3 for a
+            walk to come back to a neighbour through the neighbourhood).
         eval_fanouts: fanouts for validation embeddings in sampled mode
             (``None``: ``fanouts``; ``[-1, -1]``: every neighbour, exact).
         num_neg: negatives per side per positive.
         neg_mode: negative sampler by name
             (:data:`~hgt_cluster_kedro.graph.negatives.NEGATIVE_SAMPLERS`).
+        hard_negatives: parameters of ``neg_mode: pinsage_hard`` (PinSage's
+            hard negatives with a curriculum,
+            :class:`~hgt_cluster_kedro.graph.negatives.PinSageHardParams`;
+            ``None``: its defaults); only with that ``neg_mode``.
         remove_targets: remove every edge between the two endpoints of the
             step's positives from its message-passing graph (no shortcut).
         objectives: ``{name: parameters}`` of the objectives summed into the
@@ -156,8 +171,12 @@ class HGTTrainConfig(BaseModel):
     full_max_edges: int = Field(default=20_000_000, ge=0)
     fanouts: Fanouts = Field(default_factory=lambda: [4, 2])
     eval_fanouts: Fanouts | None = None
+    neighbourhood: Literal["uniform", "pinsage"] = "uniform"
+    importance_walks: int = Field(default=50, ge=1)
+    importance_walk_length: int = Field(default=3, ge=1)
     num_neg: int = Field(default=63, ge=1)
     neg_mode: str = "in_batch"
+    hard_negatives: PinSageHardParams | None = None
     remove_targets: bool = True
     objectives: ObjectivesConfig = Field(  # type: ignore[valid-type]
         default_factory=lambda: ObjectivesConfig(link={})
@@ -202,7 +221,25 @@ class HGTTrainConfig(BaseModel):
                 f"neg_mode={self.neg_mode!r} is not a negative sampler (known: "
                 f"{sorted(NEGATIVE_SAMPLERS)})"
             )
-        if self.neg_mode == "in_batch":
+        if self.neighbourhood == "pinsage" and self.mode == "full":
+            raise ValueError(
+                "neighbourhood='pinsage' samples neighbourhoods: it needs mode "
+                "sampled (or auto on a graph above full_max_edges), got mode='full'"
+            )
+        if self.hard_negatives is not None and self.neg_mode != "pinsage_hard":
+            raise ValueError(
+                f"hard_negatives is set but neg_mode={self.neg_mode!r} (it "
+                "parameterises neg_mode: pinsage_hard)"
+            )
+        hard = self.hard_negatives or PinSageHardParams()
+        if self.neg_mode == "pinsage_hard" and (hard.hard_max or 0) > self.num_neg:
+            raise ValueError(
+                f"hard_negatives.hard_max={hard.hard_max} must be <= "
+                f"num_neg={self.num_neg}"
+            )
+        if self.neg_mode == "in_batch" or (
+            self.neg_mode == "pinsage_hard" and hard.easy == "in_batch"
+        ):
             for name in ("batch_size", "full_batch_size"):
                 if getattr(self, name) < self.num_neg + 1:
                     raise ValueError(
@@ -244,12 +281,23 @@ class HGTTrainConfig(BaseModel):
         return self.mode == "full"
 
 
+def _drop_unused_options(data: dict[str, Any]) -> None:
+    """Leave out the PinSage options when unused, so the identity of a run
+    without them is what it was before they existed (older checkpoints)."""
+    if data.get("hard_negatives") is None:
+        data.pop("hard_negatives", None)
+    if data.get("neighbourhood") == "uniform":
+        for key in ("neighbourhood", "importance_walks", "importance_walk_length"):
+            data.pop(key, None)
+
+
 def run_identity(cfg: HGTTrainConfig) -> dict[str, Any]:
     """The settings that decide whether a run can resume another one's
     checkpoints: everything but how it runs and what may change on resume."""
     data = cfg.model_dump(mode="json")
     for key in (*NON_IDENTITY_KEYS, *RESUMABLE_KEYS):
         data.pop(key, None)
+    _drop_unused_options(data)
     return data
 
 
@@ -263,6 +311,7 @@ def fingerprint(
     data = cfg.model_dump(mode="json")
     for key in NON_IDENTITY_KEYS:
         data.pop(key, None)
+    _drop_unused_options(data)
     data["model"] = dict(model_config)
     data["world_size"] = world_size
     data["num_train_edges"] = num_edges

@@ -61,7 +61,7 @@ from torch import Tensor, nn
 from ...graph.artifact import GraphArtifact
 from ...graph.csr import EdgeType
 from ...graph.negatives import NegativeSampler, make_negative_sampler, positive_test
-from ...graph.sampler import NeighborSampler
+from ...graph.sampler import NeighborSampler, PinSageNeighborSampler
 from ...models.hgt import HGTEncoder
 from ...models.hgt_attention import FullGraph
 from ...progress import progress_bar
@@ -222,8 +222,21 @@ def _build(
         name: OBJECTIVES[name](params, model, graph)
         for name, params in cfg.objective_params().items()
     }
-    negatives = make_negative_sampler(cfg.neg_mode, cfg.num_neg)
+    edges = target_edges(graph)
+    negatives = make_negative_sampler(
+        cfg.neg_mode,
+        cfg.num_neg,
+        graph=csr,
+        edge_types=[et for et, _, _ in edges],
+        params=cfg.hard_negatives,
+    )
     full_mode = cfg.use_full_graph(csr.num_edges())
+    if full_mode and cfg.neighbourhood != "uniform":
+        raise ValueError(
+            f"neighbourhood={cfg.neighbourhood!r} needs the sampled mode (this "
+            f"graph's {csr.num_edges()} edges <= full_max_edges="
+            f"{cfg.full_max_edges} make mode {cfg.mode!r} train on the full graph)"
+        )
     for name, objective in objectives.items():
         if objective.needs_full_graph and not full_mode:
             raise ValueError(
@@ -235,7 +248,6 @@ def _build(
         logger.warning(
             "fanouts sample %d hops for %d HGT layers", num_hops(fanouts), cfg.layers
         )
-    edges = target_edges(graph)
     local = shard(
         edges, rank=rank, world_size=world_size, seed=cfg.seed, seed_users=seed_users
     )
@@ -275,6 +287,14 @@ def _build(
         run.full = full.to(device)
         x = {t: f.to(device) for t, f in features.items()} if cfg.use_features else None
         run.forward = _FullGraphForward(model, run.full, x)
+    elif cfg.neighbourhood == "pinsage":
+        run.sampler = PinSageNeighborSampler(
+            csr,
+            fanouts,
+            walks=cfg.importance_walks,
+            walk_length=cfg.importance_walk_length,
+            seed=derive_seed(cfg.seed, rank),
+        )
     else:
         run.sampler = NeighborSampler(csr, fanouts, seed=derive_seed(cfg.seed, rank))
     return run
@@ -494,6 +514,9 @@ def _run_epoch(run: _Run, state: TrainState) -> dict[str, float]:
         rank=run.rank,
         min_batch=run.negatives.min_batch(),
     )
+    set_epoch = getattr(run.negatives, "set_epoch", None)
+    if set_epoch is not None:  # e.g. a curriculum of hard negatives
+        set_epoch(state.epoch)
     run.model.train()
     stats = {"sample": 0.0, "compute": 0.0, "seeds": 0.0, "edges": 0.0}
     run.comm.seconds = 0.0
