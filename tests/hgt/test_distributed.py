@@ -93,7 +93,9 @@ def test_one_and_two_torchrun_workers_reach_similar_quality(planted, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", ["sampled", "full"])
+# one mode: the restart is the launcher's and the same in both; exact resume per
+# mode is test_trainer.py::test_resume_equals_uninterrupted (CI time)
+@pytest.mark.parametrize("mode", ["sampled"])
 def test_killed_worker_is_restarted_and_training_resumes(
     planted, tmp_path, monkeypatch, mode
 ):
