@@ -1,4 +1,4 @@
-"""Shared helpers for benchmarks: timing medians, peak memory, result records.
+"""Shared helpers for benchmarks: timing medians, interleaved rounds, result records.
 
 Every benchmark writes ``benchmarks/results/<benchmark>.json``: a list of records
 ``{"benchmark", "metric", "value", "unit"}`` plus ``"peer"``, ``"peer_value"`` and
@@ -13,7 +13,7 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,60 @@ def median_time(fn: Callable[[], Any], repeats: int = 5, warmup: int = 1) -> flo
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def interleaved_times(
+    fns: Mapping[str, Callable[[], Any]],
+    rounds: int,
+    warmup: int | Mapping[str, int] = 1,
+) -> dict[str, list[float]]:
+    """Wall seconds of every ``fns[name]()``, measured in interleaved rounds.
+
+    Each method first runs ``warmup`` untimed times (an int for all, or a
+    mapping name -> count, missing names 0), in the mapping's order. Then, in
+    each of ``rounds`` rounds, every method runs once, timed; round ``r`` starts
+    at method ``r mod n`` and goes on in the mapping's (cyclic) order, so no
+    method is always first and a load change on a shared machine hits ours and
+    the peers alike. Returns name -> the ``rounds`` seconds, in round order.
+    """
+    names = list(fns)
+    counts = (
+        {name: warmup.get(name, 0) for name in names}
+        if isinstance(warmup, Mapping)
+        else dict.fromkeys(names, warmup)
+    )
+    for name in names:
+        for _ in range(counts[name]):
+            fns[name]()
+    times: dict[str, list[float]] = {name: [] for name in names}
+    n = len(names)
+    for rnd in range(rounds):
+        for i in range(n):
+            name = names[(rnd + i) % n]
+            start = time.perf_counter()
+            fns[name]()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def summarise(times: Mapping[str, list[float]], ours: str, peer: str) -> dict[str, Any]:
+    """Medians of ``ours`` and ``peer`` from :func:`interleaved_times` and their
+    ratios, peer / ours (> 1: ours faster, as :func:`record` with
+    ``higher_is_better=False``): ``ratio`` of the medians and ``round_ratio``,
+    the median of the per-round ratios. Also ``rounds`` and the raw ``runs`` /
+    ``peer_runs`` lists, as stored in the records."""
+    mine, theirs = list(times[ours]), list(times[peer])
+    seconds, peer_seconds = statistics.median(mine), statistics.median(theirs)
+    per_round = [p / o for o, p in zip(mine, theirs, strict=True) if o > 0]
+    return {
+        "seconds": seconds,
+        "peer_seconds": peer_seconds,
+        "ratio": peer_seconds / seconds if seconds else None,
+        "round_ratio": statistics.median(per_round) if per_round else None,
+        "rounds": len(mine),
+        "runs": mine,
+        "peer_runs": theirs,
+    }
 
 
 def record(

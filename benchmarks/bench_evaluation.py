@@ -8,27 +8,36 @@ screening + float32 verification) against faiss ``IndexFlatIP`` (exact) and
 HNSW (approximate), and ``evaluate_u2u2i`` with the exact and the faiss
 backends, with the Recall@50 difference between them.
 
+Both are timed in interleaved rounds (no warm-up, as before): every round runs
+each backend once, starting at a different one each round, so a load change on
+a shared machine hits all alike; times are medians over ``--rounds`` (search)
+and ``--eval-rounds`` (full evaluation), and the records keep the raw
+per-round ``runs`` / ``peer_runs``.
+
     python benchmarks/bench_evaluation.py            # 100 k users, 50 k items
-    python benchmarks/bench_evaluation.py --quick    # 10 k users, 5 k items
+    python benchmarks/bench_evaluation.py --quick    # 10 k users, 2 rounds
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import median_time, record, write_results  # noqa: E402
+from _common import interleaved_times, record, summarise, write_results  # noqa: E402
 
 from hgt_cluster_kedro.evaluation import evaluate_u2u2i, top_m_similar  # noqa: E402
 
 BENCH = "evaluation"
+ROUND_KEYS = ("rounds", "runs", "peer_runs", "round_ratio")
 
 
 def make_data(
@@ -79,15 +88,29 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=None)
     parser.add_argument("--items", type=int, default=None)
     parser.add_argument("--m", type=int, default=50, help="neighbours per user")
-    parser.add_argument("--repeats", type=int, default=3, help="search timings")
     parser.add_argument(
-        "--eval-repeats", type=int, default=1, help="full evaluations per backend"
+        "--rounds",
+        "--repeats",
+        dest="rounds",
+        type=int,
+        default=None,
+        help="search rounds (3; quick: 2)",
+    )
+    parser.add_argument(
+        "--eval-rounds",
+        "--eval-repeats",
+        dest="eval_rounds",
+        type=int,
+        default=None,
+        help="full-evaluation rounds (default: --rounds)",
     )
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--random", action="store_true", help="unclustered embeddings")
     args = parser.parse_args()
     n_users = args.users or (10_000 if args.quick else 100_000)
     n_items = args.items or n_users // 2
+    rounds = args.rounds or (2 if args.quick else 3)
+    eval_rounds = args.eval_rounds or rounds
     torch.set_num_threads(args.threads)
     import faiss
 
@@ -102,7 +125,7 @@ def main() -> None:
         "n_train": int(data["train"][0].size),
         "n_test": int(data["test"][0].size),
     }
-    print(common, flush=True)
+    print(f"{common}, rounds {rounds}, eval rounds {eval_rounds}", flush=True)
     records = []
 
     # -- neighbour search for every user
@@ -113,13 +136,20 @@ def main() -> None:
         "faiss_hnsw": {"backend": "faiss", "faiss_index": "hnsw"},
     }
     found: dict[str, np.ndarray] = {}
-    times: dict[str, float] = {}
-    for name, opts in search.items():
 
-        def run(opts: dict = opts, name: str = name) -> None:
+    def searcher(name: str, opts: dict) -> Callable[[], None]:
+        def run() -> None:
             found[name] = top_m_similar(emb, None, args.m, **opts)[0]
 
-        times[name] = median_time(run, repeats=args.repeats, warmup=0)
+        return run
+
+    runs = interleaved_times(
+        {name: searcher(name, opts) for name, opts in search.items()},
+        rounds,
+        warmup=0,
+    )
+    times = {name: statistics.median(ts) for name, ts in runs.items()}
+    for name in search:
         overlap = np.mean(
             [
                 np.intersect1d(a, b).size / args.m
@@ -130,7 +160,8 @@ def main() -> None:
         )
         print(
             f"top-{args.m} search {name:11s} {times[name]:8.2f} s  "
-            f"neighbour overlap with exact_fp32 {overlap:.4f}",
+            f"neighbour overlap with exact_fp32 {overlap:.4f}  "
+            f"runs {[round(t, 3) for t in runs[name]]}",
             flush=True,
         )
         records.append(
@@ -140,53 +171,79 @@ def main() -> None:
                 times[name],
                 "s",
                 neighbour_overlap=overlap,
+                rounds=rounds,
+                runs=runs[name],
                 **common,
             )
         )
     for name in ("exact_bf16", "exact_fp32"):
         for peer in ("faiss_flat", "faiss_hnsw"):
+            paired = summarise(runs, name, peer)
+            print(
+                f"search {peer} / {name}: {paired['ratio']:.3f} (ratio of medians), "
+                f"median per-round ratio {paired['round_ratio']:.3f}",
+                flush=True,
+            )
             records.append(
                 record(
                     BENCH,
                     f"search_seconds/{name}",
-                    times[name],
+                    paired["seconds"],
                     "s",
                     peer=peer,
-                    peer_value=times[peer],
+                    peer_value=paired["peer_seconds"],
                     higher_is_better=False,
+                    **{key: paired[key] for key in ROUND_KEYS},
                     **common,
                 )
             )
 
     # -- full evaluation, exact vs faiss
-    evals: dict[str, dict] = {}
-    for name, opts in {
+    backends = {
         "exact": {"backend": "exact"},
         "faiss_flat": {"backend": "faiss", "faiss_index": "flat"},
         "faiss_hnsw": {"backend": "faiss", "faiss_index": "hnsw"},
-    }.items():
-        seconds = []
-        for _ in range(args.eval_repeats):
-            start = time.perf_counter()
-            res = evaluate_u2u2i(
-                emb,
-                data["train"],
-                data["test"],
-                n_items,
-                m_neighbors=args.m,
-                cluster_labels=data["comm"],
-                cluster_boost=0.5,
-                **opts,
+    }
+    results: dict[str, list[dict]] = {name: [] for name in backends}
+
+    def evaluator(name: str, opts: dict) -> Callable[[], None]:
+        def run() -> None:
+            results[name].append(
+                evaluate_u2u2i(
+                    emb,
+                    data["train"],
+                    data["test"],
+                    n_items,
+                    m_neighbors=args.m,
+                    cluster_labels=data["comm"],
+                    cluster_boost=0.5,
+                    **opts,
+                )
             )
-            seconds.append(time.perf_counter() - start)
-        res["seconds_wall"] = float(np.median(seconds))
+
+        return run
+
+    eval_runs = interleaved_times(
+        {name: evaluator(name, opts) for name, opts in backends.items()},
+        eval_rounds,
+        warmup=0,
+    )
+    evals: dict[str, dict] = {}
+    for name in backends:
+        # metrics from the last run (deterministic); internal timings: medians
+        res = dict(results[name][-1])
+        for key in res:
+            if key.startswith("seconds_"):
+                res[key] = statistics.median(r[key] for r in results[name])
+        res["seconds_wall"] = statistics.median(eval_runs[name])
         evals[name] = res
         print(
             f"evaluate_u2u2i {name:10s} {res['seconds_wall']:7.2f} s "
             f"(search {res['seconds_search']:.2f}, recommend "
             f"{res['seconds_recommend']:.2f}, metrics {res['seconds_metrics']:.2f}, "
             f"boost {res['seconds_boost']:.2f})  recall@50 {res['recall@50']:.4f}  "
-            f"boost delta {res['recall@50_boost_delta']:+.4f}",
+            f"boost delta {res['recall@50_boost_delta']:+.4f}  "
+            f"runs {[round(t, 3) for t in eval_runs[name]]}",
             flush=True,
         )
         records.append(
@@ -207,26 +264,31 @@ def main() -> None:
                         "recall@50_boost_delta",
                     )
                 },
+                rounds=eval_rounds,
+                runs=eval_runs[name],
                 **common,
             )
         )
     for peer in ("faiss_flat", "faiss_hnsw"):
+        paired = summarise(eval_runs, "exact", peer)
         records.append(
             record(
                 BENCH,
                 "evaluate_seconds/exact",
-                evals["exact"]["seconds_wall"],
+                paired["seconds"],
                 "s",
                 peer=peer,
-                peer_value=evals[peer]["seconds_wall"],
+                peer_value=paired["peer_seconds"],
                 higher_is_better=False,
                 recall50_diff=evals["exact"]["recall@50"] - evals[peer]["recall@50"],
+                **{key: paired[key] for key in ROUND_KEYS},
                 **common,
             )
         )
         print(
-            f"Recall@50 exact - {peer}: "
-            f"{evals['exact']['recall@50'] - evals[peer]['recall@50']:+.5f}"
+            f"evaluate {peer} / exact: {paired['ratio']:.3f} (ratio of medians), "
+            f"median per-round ratio {paired['round_ratio']:.3f}; Recall@50 exact - "
+            f"{peer}: {evals['exact']['recall@50'] - evals[peer]['recall@50']:+.5f}"
         )
     path = write_results(BENCH, records)
     print(f"wrote {path}")

@@ -10,14 +10,20 @@ run). Also timed: each library end to end with its own init (k-means++ for
 scikit-learn and ours, faiss's random sample), and fast-pytorch-kmeans when it is
 installed (not a project dependency).
 
+The libraries are timed in interleaved rounds (after one warm-up run of each):
+every round runs each once, starting at a different one each round, so a load
+change on a shared machine hits all alike; times are medians over ``--rounds``
+and the records keep the raw per-round ``runs`` / ``peer_runs``.
+
     python benchmarks/bench_kmeans.py            # 1 M x 64, k = 64
-    python benchmarks/bench_kmeans.py --quick    # 100 k points
+    python benchmarks/bench_kmeans.py --quick    # 100 k points, 2 rounds
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -27,11 +33,21 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import median_time, record, write_results  # noqa: E402
+from _common import (  # noqa: E402
+    interleaved_times,
+    median_time,
+    record,
+    summarise,
+    write_results,
+)
 
 from hgt_cluster_kedro.clustering import inertia_of, kmeans  # noqa: E402
 
 BENCH = "kmeans"
+
+
+def fmt(seconds: list[float]) -> str:
+    return "[" + ", ".join(f"{s:.3f}" for s in seconds) + "]"
 
 
 def make_data(kind: str, n: int, d: int, k: int, seed: int) -> np.ndarray:
@@ -78,17 +94,24 @@ def matmul_ceiling(x: np.ndarray, k: int, chunk: int, repeats: int) -> dict[str,
     }
 
 
+ROUND_KEYS = ("rounds", "runs", "peer_runs", "round_ratio")
+
+
 def timed(
-    fn: Callable[[], tuple[np.ndarray, int]], repeats: int
-) -> tuple[float, np.ndarray, int]:
-    """Median seconds of ``fn`` and its last (centroids, n_iter)."""
-    last: list[tuple[np.ndarray, int]] = []
+    fns: dict[str, Callable[[], tuple[np.ndarray, int]]], rounds: int
+) -> tuple[dict[str, list[float]], dict[str, tuple[np.ndarray, int]]]:
+    """Seconds of every method over interleaved rounds (one warm-up run each)
+    and each method's last (centroids, n_iter)."""
+    last: dict[str, tuple[np.ndarray, int]] = {}
 
-    def run() -> None:
-        last[:] = [fn()]
+    def keep(name: str, fn: Callable[[], tuple[np.ndarray, int]]) -> Callable:
+        def run() -> None:
+            last[name] = fn()
 
-    seconds = median_time(run, repeats=repeats, warmup=1)
-    return seconds, last[0][0], last[0][1]
+        return run
+
+    runs = {name: keep(name, fn) for name, fn in fns.items()}
+    return interleaved_times(runs, rounds, warmup=1), last
 
 
 def methods(x: np.ndarray, k: int, init: np.ndarray | None, seed: int, threads: int):
@@ -154,17 +177,22 @@ def main() -> None:
     parser.add_argument("--d", type=int, default=64)
     parser.add_argument("--k", type=int, default=64)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="matmul ceiling")
+    parser.add_argument(
+        "--rounds", type=int, default=None, help="interleaved rounds (3; quick: 2)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data", nargs="+", default=["mixture", "blobs"])
     args = parser.parse_args()
     n = args.n or (100_000 if args.quick else 1_000_000)
+    rounds = args.rounds or (2 if args.quick else 3)
     torch.set_num_threads(args.threads)
     import faiss
 
     faiss.omp_set_num_threads(args.threads)
     records = []
     common = {"n": n, "d": args.d, "k": args.k, "threads": args.threads}
+    print(f"{common}, {rounds} interleaved rounds", flush=True)
     for data in args.data:
         x = make_data(data, n, args.d, args.k, args.seed)
         if data == args.data[0]:
@@ -177,20 +205,32 @@ def main() -> None:
         rng = np.random.default_rng(args.seed)
         init = x[rng.choice(n, args.k, replace=False)].copy()
         results: dict[str, tuple[float, float, int]] = {}
-        for name, fn in methods(x, args.k, init, args.seed, args.threads).items():
-            seconds, centroids, n_iter = timed(fn, args.repeats)
+        times, last = timed(methods(x, args.k, init, args.seed, args.threads), rounds)
+        for name, (centroids, n_iter) in last.items():
+            seconds = statistics.median(times[name])
             inertia = inertia_of(x, centroids)[0]
             results[name] = (seconds, inertia, n_iter)
             gflops = 2.0 * n * args.k * args.d * n_iter / seconds / 1e9
             print(
                 f"{data:8s} same-init {name:20s} {seconds:7.3f} s  iters {n_iter:2d}  "
-                f"inertia {inertia:.7g}  {gflops:6.1f} GFLOP/s (nominal)",
+                f"inertia {inertia:.7g}  {gflops:6.1f} GFLOP/s (nominal)  "
+                f"runs {fmt(times[name])}",
                 flush=True,
             )
         ours_s, ours_in, ours_it = results["ours"]
         for name, (sec, inert, it) in results.items():
             extra = {**common, "data": data, "n_iter": it, "init": "shared random"}
-            records.append(record(BENCH, f"{data}/seconds/{name}", sec, "s", **extra))
+            records.append(
+                record(
+                    BENCH,
+                    f"{data}/seconds/{name}",
+                    sec,
+                    "s",
+                    rounds=rounds,
+                    runs=times[name],
+                    **extra,
+                )
+            )
             records.append(
                 record(BENCH, f"{data}/inertia/{name}", inert, "sum sq", **extra)
             )
@@ -206,6 +246,12 @@ def main() -> None:
                 )
             )
             if name != "ours":
+                paired = summarise(times, "ours", name)
+                print(
+                    f"{data}: {name} / ours {paired['ratio']:.3f} (ratio of medians), "
+                    f"median per-round ratio {paired['round_ratio']:.3f}",
+                    flush=True,
+                )
                 records.append(
                     record(
                         BENCH,
@@ -216,6 +262,7 @@ def main() -> None:
                         peer_value=sec,
                         higher_is_better=False,
                         inertia_ratio=ours_in / inert,
+                        **{key: paired[key] for key in ROUND_KEYS},
                         **extra,
                     )
                 )
@@ -228,17 +275,24 @@ def main() -> None:
         )
         # End to end, each with its own init (ours/sklearn: k-means++).
         own: dict[str, tuple[float, float, int]] = {}
-        for name, fn in methods(x, args.k, None, args.seed, args.threads).items():
-            seconds, centroids, n_iter = timed(fn, args.repeats)
+        times, last = timed(methods(x, args.k, None, args.seed, args.threads), rounds)
+        for name, (centroids, n_iter) in last.items():
+            seconds = statistics.median(times[name])
             own[name] = (seconds, inertia_of(x, centroids)[0], n_iter)
             print(
                 f"{data:8s} own-init  {name:20s} {seconds:7.3f} s  iters {n_iter:2d}  "
-                f"inertia {own[name][1]:.7g}",
+                f"inertia {own[name][1]:.7g}  runs {fmt(times[name])}",
                 flush=True,
             )
         for name, (sec, inert, it) in own.items():
             if name == "ours":
                 continue
+            paired = summarise(times, "ours", name)
+            print(
+                f"{data}: end to end {name} / ours {paired['ratio']:.3f} (ratio of "
+                f"medians), median per-round ratio {paired['round_ratio']:.3f}",
+                flush=True,
+            )
             records.append(
                 record(
                     BENCH,
@@ -251,6 +305,7 @@ def main() -> None:
                     inertia_ratio=own["ours"][1] / inert,
                     n_iter=own["ours"][2],
                     peer_n_iter=it,
+                    **{key: paired[key] for key in ROUND_KEYS},
                     **common,
                     data=data,
                 )

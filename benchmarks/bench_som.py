@@ -22,12 +22,16 @@ of sample presentations (``epochs`` passes over the data):
   importable (``pip install --no-deps torchsom==1.3.1 hdbscan``).
 
 Quantisation and topographic errors of every result are computed by one shared
-function (``hgt_cluster_kedro.clustering.som_errors``). Times are medians of
-``--repeats`` runs (ours after one warm-up run); the 1-minute load average is
-recorded before each method, since the machine may be shared.
+function (``hgt_cluster_kedro.clustering.som_errors``). The methods are timed
+in interleaved rounds (ours after one warm-up run, the peers without, as
+before): every round runs each once, starting at a different one each round, so
+a load change on the shared machine hits all alike. Times are medians over
+``--rounds``; the records keep the raw per-round ``runs`` / ``peer_runs`` and
+the 1-minute load average before (``load1``) and after (``load1_end``) the
+rounds.
 
     python benchmarks/bench_som.py            # 100 k x 64, 10 x 10, 10 epochs
-    python benchmarks/bench_som.py --quick    # 20 k points, 5 epochs
+    python benchmarks/bench_som.py --quick    # 20 k points, 5 epochs, 2 rounds
 """
 
 from __future__ import annotations
@@ -44,12 +48,13 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import record, write_results  # noqa: E402
+from _common import interleaved_times, record, summarise, write_results  # noqa: E402
 
 from hgt_cluster_kedro.clustering import fit_som, som_errors  # noqa: E402
 from hgt_cluster_kedro.clustering.som import pca_init, schedule  # noqa: E402
 
 BENCH = "som"
+ROUND_KEYS = ("rounds", "runs", "peer_runs", "round_ratio")
 
 
 def make_data(n: int, d: int, k: int, seed: int) -> np.ndarray:
@@ -67,20 +72,24 @@ def load1() -> float:
 
 
 def timed(
-    fn: Callable[[], np.ndarray], repeats: int, warmup: int
-) -> tuple[float, np.ndarray, float]:
-    """Median seconds of ``fn`` (returning a codebook), its last codebook and
-    the load average before the first run."""
-    load = load1()
-    for _ in range(warmup):
-        fn()
-    times, codebook = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        codebook = fn()
-        times.append(time.perf_counter() - start)
-    assert codebook is not None
-    return statistics.median(times), codebook, load
+    methods: dict[str, tuple[Callable[[], np.ndarray], int]], rounds: int
+) -> tuple[dict[str, list[float]], dict[str, np.ndarray]]:
+    """Seconds of every ``name: (fn, warm-up runs)`` over interleaved rounds
+    and each method's last codebook."""
+    last: dict[str, np.ndarray] = {}
+
+    def keep(name: str, fn: Callable[[], np.ndarray]) -> Callable[[], None]:
+        def run() -> None:
+            last[name] = fn()
+
+        return run
+
+    times = interleaved_times(
+        {name: keep(name, fn) for name, (fn, _) in methods.items()},
+        rounds,
+        warmup={name: warmup for name, (_, warmup) in methods.items()},
+    )
+    return times, last
 
 
 def main() -> None:
@@ -96,7 +105,14 @@ def main() -> None:
     parser.add_argument("--sigma-final", type=float, default=0.5)
     parser.add_argument("--convergence-fraction", type=float, default=0.3)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--rounds",
+        "--repeats",
+        dest="rounds",
+        type=int,
+        default=None,
+        help="interleaved rounds (3; quick: 2)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--torchsom-batch", type=int, default=1024)
     parser.add_argument(
@@ -108,6 +124,7 @@ def main() -> None:
     args = parser.parse_args()
     n = args.n or (20_000 if args.quick else 100_000)
     epochs = args.epochs or (5 if args.quick else 10)
+    rounds = args.rounds or (2 if args.quick else 3)
     rows, cols, d = args.rows, args.cols, args.d
     torch.set_num_threads(args.threads)
     x = make_data(n, d, args.clusters, args.seed)
@@ -132,7 +149,11 @@ def main() -> None:
         "threads": args.threads,
         "load1_start": load1(),
     }
-    print(f"data {n} x {d}, grid {rows}x{cols}, {epochs} epochs; {common}", flush=True)
+    print(
+        f"data {n} x {d}, grid {rows}x{cols}, {epochs} epochs, {rounds} rounds; "
+        f"{common}",
+        flush=True,
+    )
 
     def ours(run_epochs: int) -> np.ndarray:
         return fit_som(
@@ -214,14 +235,18 @@ def main() -> None:
     results: dict[str, dict[str, float]] = {}
     _, qe0, te0 = som_errors(x, w0, rows, cols, device="cpu")
     print(f"initial PCA codebook: QE {qe0:.5f}, TE {te0:.4f}", flush=True)
-    for name, (fn, warmup) in methods.items():
-        seconds, codebook, load = timed(fn, args.repeats, warmup)
+    load = load1()
+    times, codebooks = timed(methods, rounds)
+    load_end = load1()
+    for name, codebook in codebooks.items():
+        seconds = statistics.median(times[name])
         _, qe, te = som_errors(x, codebook, rows, cols, device="cpu")
         ep = method_epochs.get(name, epochs)
         results[name] = {"seconds": seconds, "qe": qe, "te": te, "load1": load}
         print(
             f"{name:11s} {ep:3d} ep {seconds:8.3f} s  {ep * n / seconds:12,.0f} "
-            f"samples/s  QE {qe:.5f}  TE {te:.4f}  (load {load:.2f})",
+            f"samples/s  QE {qe:.5f}  TE {te:.4f}  "
+            f"runs {[round(t, 3) for t in times[name]]}",
             flush=True,
         )
         extra = {
@@ -229,12 +254,14 @@ def main() -> None:
             "epochs": ep,
             "presentations": ep * n,
             "load1": load,
-            "repeats": args.repeats,
+            "load1_end": load_end,
+            "repeats": rounds,
+            "rounds": rounds,
         }
         if name == "torchsom":
             extra["torchsom_batch"] = args.torchsom_batch
         records += [
-            record(BENCH, f"seconds/{name}", seconds, "s", **extra),
+            record(BENCH, f"seconds/{name}", seconds, "s", runs=times[name], **extra),
             record(
                 BENCH,
                 f"samples_per_s/{name}",
@@ -250,10 +277,11 @@ def main() -> None:
         for name, r in results.items():
             if name in method_epochs:
                 continue
-            speedup = r["seconds"] / ours_r["seconds"]
+            paired = summarise(times, mine, name)
             print(
-                f"{mine} ({mine_epochs} epochs) {speedup:.1f}x faster than "
-                f"{name} ({epochs} epochs); QE {mine}/{name} "
+                f"{mine} ({mine_epochs} epochs) {paired['ratio']:.1f}x faster than "
+                f"{name} ({epochs} epochs; median per-round ratio "
+                f"{paired['round_ratio']:.1f}); QE {mine}/{name} "
                 f"{ours_r['qe'] / r['qe']:.4f}, TE {ours_r['te']:.4f} vs {r['te']:.4f}",
                 flush=True,
             )
@@ -263,7 +291,9 @@ def main() -> None:
                 "peer_epochs": epochs,
                 "load1": ours_r["load1"],
                 "peer_load1": r["load1"],
+                "load1_end": load_end,
             }
+            timing = {key: paired[key] for key in ROUND_KEYS}
             for metric, key, unit in (
                 ("seconds", "seconds", "s"),
                 ("quantization_error", "qe", "mean dist"),
@@ -279,6 +309,7 @@ def main() -> None:
                         peer_value=r[key],
                         higher_is_better=False,
                         **extra,
+                        **(timing if metric == "seconds" else {}),
                     )
                 )
     for name, note in notes.items():
