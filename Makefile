@@ -36,8 +36,12 @@ run: setup
 	  echo; echo "Method comparison (data/08_reporting/comparison.md):"; \
 	  cat data/08_reporting/comparison.md; fi
 
+# two pytest-xdist workers, one test file each at a time (module and session
+# fixtures stay per file; the tiny default run is shared, tests/conftest.py);
+# TEST_WORKERS=0 runs in one process
+TEST_WORKERS ?= 2
 test: setup lint
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile) $(PYTEST_ARGS)
 
 # The optional MLflow integration, tested in its own virtual environment (the
 # `mlflow` extra does not install against requirements.lock as pinned: see

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import socket
@@ -171,13 +172,8 @@ def configure_tiny_default_run(project: KedroProject) -> KedroProject:
     return project
 
 
-@pytest.fixture(scope="session")
-def tiny_run_project(tmp_path_factory: pytest.TempPathFactory) -> KedroProject:
-    """One tiny default run (``configure_tiny_default_run``) per test session,
-    shared by tests that only read its outputs (kedro-viz, the notebook, MLflow):
-    copy ``root`` before writing to it."""
-    root = tmp_path_factory.mktemp("tiny_run") / "project"
-    root.mkdir()
+def _build_tiny_run(root: Path) -> KedroProject:
+    root.mkdir(parents=True)
     shutil.copytree(REPO / "conf", root / "conf")
     shutil.copy(REPO / "pyproject.toml", root / "pyproject.toml")
     (root / "src").mkdir()
@@ -191,3 +187,29 @@ def tiny_run_project(tmp_path_factory: pytest.TempPathFactory) -> KedroProject:
         mp.chdir(root)
         project.run()
     return project
+
+
+@pytest.fixture(scope="session")
+def tiny_run_project(tmp_path_factory: pytest.TempPathFactory) -> KedroProject:
+    """One tiny default run (``configure_tiny_default_run``) per test session,
+    shared by tests that only read its outputs (kedro-viz, the notebook, MLflow):
+    copy ``root`` before writing to it.
+
+    Under pytest-xdist (``make test`` runs two workers) the workers share one
+    run: the first to take the lock builds it in the session's common temporary
+    directory and marks it complete; the others wait for the lock and reuse it.
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        return _build_tiny_run(tmp_path_factory.mktemp("tiny_run") / "project")
+    shared = tmp_path_factory.getbasetemp().parent / "tiny_run_shared"
+    shared.mkdir(exist_ok=True)
+    root, done = shared / "project", shared / "complete"
+    with open(shared / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        if done.exists():
+            return KedroProject(root)
+        if root.exists():  # a worker that failed half-way: start again
+            shutil.rmtree(root)
+        project = _build_tiny_run(root)
+        done.touch()
+        return project
