@@ -413,7 +413,17 @@ def run_dataset(
         "pipelines": seed_pipes,
         "data_seconds": data_seconds,
         "runs": [{"seed": r["seed"], "wall_seconds": r["wall_seconds"]} for r in runs],
-        "methods": aggregate(runs, [*methods, *rows]),
+        # each method's validation-tuned u2u2i row (evaluation.u2u2i_tuning)
+        # and cluster -> top-items row (c2i) where the comparison has them
+        "methods": aggregate(
+            runs,
+            [
+                *methods,
+                *(f"{m}_tuned" for m in methods),
+                *(f"{m}_c2i" for m in methods),
+                *rows,
+            ],
+        ),
     }
 
 

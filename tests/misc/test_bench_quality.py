@@ -99,6 +99,8 @@ def test_bench_quality_on_tiny_data(tmp_path):
     assert "hgt" not in fake["pipelines"]
     assert set(fake["methods"]) == {
         *methods,
+        *(f"{m}_tuned" for m in methods),
+        *(f"{m}_c2i" for m in methods),
         "popularity",
         "ease",
         "item_knn",

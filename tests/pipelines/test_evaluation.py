@@ -38,6 +38,7 @@ def test_default_run_writes_comparison(tiny_default_run):
         *METHODS,
         *channel_rows(METHODS),
         *CANDIDATE_METHODS,
+        *(f"{m}_tuned" for m in METHODS),
         "popularity",
         "random",
         "ease",
@@ -56,6 +57,19 @@ def test_default_run_writes_comparison(tiny_default_run):
         float(v) for v in by_method["ease"]["valid_recall@50_by_l2"]
     }
     assert by_method["item_knn"]["neighbors"] > 0
+    # each embedding's u2u2i again with m and the popularity prior chosen on
+    # valid (evaluation.u2u2i_tuning); the plain row keeps m_neighbors
+    tuning = _load(tiny_default_run, "evaluation")["u2u2i_tuning"]
+    for method in METHODS:
+        tuned = by_method[f"{method}_tuned"]
+        assert tuned["tuned_from"] == method
+        assert tuned["m_neighbors"] in tuning["m_grid"]
+        assert tuned["popularity_weight"] in tuning["popularity_weights"]
+        best = max(tuned["valid_recall"].values())
+        chosen = f"m={tuned['m_neighbors']},w={tuned['popularity_weight']:g}"
+        assert tuned["valid_recall"][chosen] == best
+        assert tuned["gap_closed@50"] is not None
+    assert by_method["hgt_som_tuned"]["same_embedding_as"] == "hgt_kmeans_tuned"
     # rows sharing an embedding are marked
     assert by_method["twhin_som"]["same_embedding_as"] == "twhin_kmeans"
     assert by_method["hgt_som"]["same_embedding_as"] == "hgt_kmeans"

@@ -270,6 +270,34 @@ class OracleParams(BaseModel):
     enabled: bool = True
 
 
+class U2U2ITuningParams(BaseModel):
+    """``evaluation.u2u2i_tuning``: each embedding's u2u2i channel again with
+    the neighbour count and a popularity prior chosen on the validation split
+    (row ``<method>_tuned``; :mod:`hgt_cluster_kedro.evaluation.tuning`)."""
+
+    model_config = _STRICT
+
+    m_grid: list[int] = Field(default_factory=lambda: [20, 50, 100, 200], min_length=1)
+    popularity_weights: list[float] = Field(
+        default_factory=lambda: [0.0, 0.1, 0.3, 0.5], min_length=1
+    )
+    select_k: int = Field(default=50, gt=0)
+
+    @field_validator("m_grid")
+    @classmethod
+    def _positive_m(cls, grid: list[int]) -> list[int]:
+        if any(m <= 0 for m in grid):
+            raise ValueError(f"neighbour counts must be positive (got {grid})")
+        return grid
+
+    @field_validator("popularity_weights")
+    @classmethod
+    def _weights(cls, grid: list[float]) -> list[float]:
+        if any(not 0.0 <= w < 1.0 for w in grid):
+            raise ValueError(f"popularity weights must be in [0, 1) (got {grid})")
+        return grid
+
+
 class EvaluationParams(Section, BaseModel):
     """``evaluation``: the harness every method is scored with."""
 
@@ -293,6 +321,7 @@ class EvaluationParams(Section, BaseModel):
         default_factory=ClassicalBaselinesParams
     )
     oracle: OracleParams | None = Field(default_factory=OracleParams)
+    u2u2i_tuning: U2U2ITuningParams | None = Field(default_factory=U2U2ITuningParams)
 
     @field_validator("ks")
     @classmethod

@@ -18,6 +18,14 @@ the query user's own train items, are never recommended; rows are padded with
 ``-1``. Scoring is a sparse product ``S @ R`` (``S``: query x user neighbour
 weights, ``R``: user x item train matrix) per chunk of query users, then a
 padded ``torch.topk`` over the candidates with rows grouped by candidate count.
+
+With a popularity prior (``popularity_weight = w > 0``, the practice of blending
+a personal channel with a global one) the scores are first divided by the row's
+largest score and then mixed with the items' train popularity divided by the
+largest: ``(1 - w) * score(u, i) / max_j score(u, j) + w * pop(i) / max_j pop(j)``;
+the ``k + |own train items|`` most popular items join the candidates, so no item
+outside them can enter the top ``k``. :mod:`.tuning` chooses ``m`` and ``w`` on
+the validation split.
 """
 
 from __future__ import annotations
@@ -408,6 +416,7 @@ def recommend_from_neighbors(
     cluster_labels: np.ndarray | None = None,
     cluster_boost: float = 0.0,
     clip_negative: bool = True,
+    popularity_weight: float = 0.0,
     chunk_size: int = 4096,
     block_elems: int = 1 << 22,
 ) -> Recommendations:
@@ -426,6 +435,8 @@ def recommend_from_neighbors(
             (default ``0.0``; must be ``>= -1``).
         clip_negative: clip negative similarities to 0 (default ``True``;
             ``False`` lets them subtract).
+        popularity_weight: ``w`` of the popularity prior, in ``[0, 1)``
+            (default ``0.0``: none; module docstring).
         chunk_size: query users per sparse product (default ``4096``).
         block_elems: padded entries per ``torch.topk`` block (default ``2**22``).
 
@@ -442,6 +453,12 @@ def recommend_from_neighbors(
         )
     if not cluster_boost >= -1.0:
         raise ValueError(f"cluster_boost must be >= -1, got {cluster_boost}")
+    if not 0.0 <= popularity_weight < 1.0:
+        raise ValueError(
+            f"popularity_weight must be in [0, 1), got {popularity_weight}"
+        )
+    prior = _PopularityPrior(train) if popularity_weight > 0.0 else None
+    own = np.diff(train.indptr)  # train items per user
     labels = None
     if cluster_labels is not None and cluster_boost != 0.0:
         labels = np.asarray(cluster_labels).astype(np.int64, copy=False)
@@ -472,6 +489,9 @@ def recommend_from_neighbors(
             shape=(c, n_users),
         )
         cand = s @ train  # [c, n_items]: summed neighbour weights
+        if prior is not None:
+            extra = int(own[q].max(initial=0)) if exclude_train else 0
+            cand = prior.mix(cand.tocsr(), popularity_weight, k + extra)
         if exclude_train:
             # own train items sink far below any score, dropped by `keep` below
             cand = cand - _SINK * train[q]
@@ -487,6 +507,38 @@ def recommend_from_neighbors(
         items[start:stop] = it
         scores[start:stop] = sc
     return Recommendations(items, scores)
+
+
+class _PopularityPrior:
+    """Train popularity of every item, the most popular first, for
+    :func:`recommend_from_neighbors`' prior (module docstring)."""
+
+    def __init__(self, train: sp.csr_matrix) -> None:
+        pop = np.bincount(train.indices, minlength=train.shape[1]).astype(np.float32)
+        self.order = np.argsort(-pop, kind="stable")
+        self.share = pop / max(float(pop.max(initial=0.0)), 1.0)
+
+    def mix(self, cand: sp.csr_matrix, weight: float, width: int) -> sp.csr_matrix:
+        """``(1 - w) * cand / row max + w * share`` over cand's entries and the
+        ``width`` most popular items of every row."""
+        c = cand.shape[0]
+        top = np.abs(cand).max(axis=1).toarray().ravel().astype(np.float32)
+        top[top == 0] = 1.0
+        mixed = (sp.diags((1.0 - weight) / top) @ cand).tocsr()
+        mixed.sum_duplicates()
+        mixed.data += weight * self.share[mixed.indices]
+        cols = self.order[: min(width, self.order.size)]
+        popular = sp.csr_matrix(
+            (
+                np.tile(weight * self.share[cols], c),
+                np.tile(cols, c),
+                np.arange(0, c * cols.size + 1, cols.size),
+            ),
+            shape=cand.shape,
+        )
+        # popular items without a neighbour score: the prior alone
+        popular = popular - popular.multiply(mixed.astype(bool))
+        return (mixed + popular).tocsr()
 
 
 def u2u2i_recommend(
@@ -757,6 +809,8 @@ def evaluate_u2u2i(
     exclude_train: bool = True,
     clip_negative: bool = True,
     baselines: Sequence[str] = (),
+    valid: tuple[np.ndarray, np.ndarray] | None = None,
+    tuning: dict[str, Any] | None = None,
     seed: int = 0,
     chunk_size: int = 4096,
     **search_kwargs: Any,
@@ -789,6 +843,11 @@ def evaluate_u2u2i(
             ``"n_test_in_train"`` (default ``True``).
         clip_negative: clip negative similarities to 0 (default ``True``).
         baselines: any of ``("popularity", "random")`` (default none).
+        valid: ``(user, item)`` validation pairs, needed by ``tuning``.
+        tuning: ``{"m_grid", "popularity_weights", "select_k"}``: also score the
+            channel with ``m`` and a popularity prior chosen on ``valid``
+            (:func:`~.tuning.tuned_u2u2i`), reported under ``"tuned"``
+            (default ``None``: not done).
         seed: seed of the random baseline and of seeded faiss indexes
             (default ``0``).
         chunk_size: query users per block (default ``4096``).
@@ -891,6 +950,26 @@ def evaluate_u2u2i(
                 out[f"{key}_boost_delta"] = val - float(plain[key])
         out["cluster_boost"] = float(cluster_boost)
     out["seconds_boost"] = time.perf_counter() - t3
+    if tuning is not None:
+        from .tuning import tuned_u2u2i
+
+        if valid is None:
+            raise ValueError("tuning needs the validation pairs (valid=None)")
+        va_u, va_i = _check_pairs(valid, "valid", n_users, n_items)
+        out["tuned"] = tuned_u2u2i(
+            emb,
+            train_mat,
+            (va_u, va_i),
+            query,
+            rel_q,
+            ks=ks,
+            metric=metric,
+            backend=backend,
+            seed=seed,
+            chunk_size=chunk_size,
+            **tuning,
+            **search_kwargs,
+        )
     t4 = time.perf_counter()
     base_opts = {
         "exclude_train": exclude_train,

@@ -138,6 +138,20 @@ def _protocol(
     return out
 
 
+def _tuning(
+    params: EvaluationParams, valid: tuple[np.ndarray, np.ndarray]
+) -> tuple[dict[str, Any] | None, str | None]:
+    """The ``u2u2i_tuning`` options for :func:`evaluate_u2u2i`, or ``None`` and
+    why the tuned channel is not scored."""
+    if params.u2u2i_tuning is None:
+        return None, "evaluation.u2u2i_tuning is null"
+    if params.split == "valid":
+        return None, "evaluation.split is valid: nothing left to tune on"
+    if len(valid[0]) == 0:
+        return None, "the interactions table has no valid pairs"
+    return params.u2u2i_tuning.model_dump(), None
+
+
 def evaluate_method(
     *,
     user_embeddings: pd.DataFrame,
@@ -159,6 +173,8 @@ def evaluate_method(
     )
     labels = _clusters_of(user_clusters, graph)
     n_items = graph.num_nodes[graph.schema.item_type]
+    valid = _pairs(interactions, "valid")
+    tuning, tuning_off = _tuning(params, valid)
     result = evaluate_u2u2i(
         emb,
         _pairs(interactions, "train"),
@@ -171,8 +187,12 @@ def evaluate_method(
         metric=params.metric,
         backend=params.backend,
         faiss_threshold=params.faiss_threshold,
+        valid=valid if tuning is not None else None,
+        tuning=tuning,
         seed=params.seed,
     )
+    if tuning_off is not None:
+        result["tuned_reason"] = tuning_off
     truth = _truth(graph, ground_truth, params)
     known = truth >= 0 if truth is not None else None
     quality = cluster_quality(
@@ -454,6 +474,29 @@ def add_gap_closed(
 _RECALL = re.compile(r"^recall@(\d+)$")
 
 
+def tuned_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Row ``<method>_tuned`` of every method record with a ``tuned`` u2u2i
+    channel (``evaluation.u2u2i_tuning``), taken out of that record."""
+    rows = []
+    for record in records:
+        tuned = record.pop("tuned", None)
+        if tuned is None:
+            continue
+        fingerprint = record.get("embedding_fingerprint")
+        rows.append(
+            {
+                "method": f"{record['method']}_tuned",
+                "tuned_from": record["method"],
+                **tuned,
+                "train_seconds": record.get("train_seconds"),
+                "embedding_fingerprint": None
+                if fingerprint is None
+                else f"{fingerprint}:tuned",
+            }
+        )
+    return rows
+
+
 def mark_shared(records: list[dict[str, Any]]) -> None:
     """``same_embedding_as`` / ``same_clusters_as``: the first earlier record
     with the same embedding (its u2u2i metrics and ``nmi_k*`` repeat) or the
@@ -483,6 +526,11 @@ def _notes(record: dict[str, Any]) -> str:
         notes.append(f"clusters of {record['same_clusters_as']} (ARI 1.0)")
     if record.get("reference"):
         notes.append("reference: uses the true communities")
+    if record.get("tuned_from"):
+        notes.append(
+            f"u2u2i of {record['tuned_from']}, m = {record['m_neighbors']}, "
+            f"popularity prior w = {record['popularity_weight']:g} (chosen on valid)"
+        )
     return "; ".join(notes)
 
 
@@ -551,6 +599,7 @@ def compare(
         for name, metrics in methods.items()
         if not metrics.get("disabled")
     ]
+    records += tuned_rows(records)
     records += [{"method": name, **metrics} for name, metrics in baselines.items()]
     records += [
         {"method": name, **metrics}
