@@ -793,6 +793,31 @@ def random_recommend(
 # ----------------------------------------------------------------- evaluation
 
 
+def outside_train(
+    relevant: sp.csr_matrix, train: sp.csr_matrix
+) -> tuple[sp.csr_matrix, int]:
+    """``relevant`` without the pairs that are also train pairs, and how many
+    were dropped (a channel that excludes train items can never hit them)."""
+    overlap = relevant.multiply(train).astype(bool)
+    n_overlap = int(overlap.nnz)
+    if n_overlap:
+        relevant = (relevant.astype(np.int8) - overlap.astype(np.int8)).astype(bool)
+        relevant.eliminate_zeros()
+    return relevant.tocsr(), n_overlap
+
+
+def _boost_metrics(
+    plain: dict[str, Any], boosted: dict[str, float]
+) -> dict[str, float]:
+    """``<metric>_boost`` and ``<metric>_boost_delta`` (boosted - plain)."""
+    out = {}
+    for key, val in boosted.items():
+        if "@" in key and key in plain:
+            out[f"{key}_boost"] = val
+            out[f"{key}_boost_delta"] = val - float(plain[key])
+    return out
+
+
 def evaluate_u2u2i(
     user_emb: np.ndarray | torch.Tensor,
     train: tuple[np.ndarray, np.ndarray],
@@ -882,11 +907,7 @@ def evaluate_u2u2i(
     relevant = relevant_csr(te_u, te_i, n_users, n_items)
     n_test_in_train = 0
     if exclude_train:
-        overlap = relevant.multiply(train_mat).astype(bool)
-        n_test_in_train = int(overlap.nnz)
-        if n_test_in_train:
-            relevant = (relevant.astype(np.int8) - overlap.astype(np.int8)).astype(bool)
-            relevant.eliminate_zeros()
+        relevant, n_test_in_train = outside_train(relevant, train_mat)
     if query_users is None:
         query = np.flatnonzero(np.diff(relevant.indptr) > 0).astype(np.int64)
         if query.size == 0:
@@ -943,11 +964,7 @@ def evaluate_u2u2i(
             cluster_boost=cluster_boost,
             **common,
         )
-        plain = {key: val for key, val in out.items() if "@" in key}
-        for key, val in ranking_metrics(boosted.items, rel_q, ks).items():
-            if key in plain:
-                out[f"{key}_boost"] = val
-                out[f"{key}_boost_delta"] = val - float(plain[key])
+        out.update(_boost_metrics(out, ranking_metrics(boosted.items, rel_q, ks)))
         out["cluster_boost"] = float(cluster_boost)
     out["seconds_boost"] = time.perf_counter() - t3
     if tuning is not None:

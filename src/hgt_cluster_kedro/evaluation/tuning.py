@@ -24,7 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .metrics import ranking_metrics, relevant_csr
-from .retrieval import recommend_from_neighbors, top_m_similar
+from .retrieval import outside_train, recommend_from_neighbors, top_m_similar
 
 __all__ = ["check_grid", "choose_u2u2i", "tuned_u2u2i"]
 
@@ -123,7 +123,9 @@ def tuned_u2u2i(
     **search_kwargs: Any,
 ) -> dict[str, Any]:
     """The channel with ``(m, w)`` chosen on ``valid``, scored on the test
-    queries: ranking metrics, the choice and the validation grid.
+    queries: ranking metrics, the choice and the validation grid. Own train
+    items are always excluded (validation pairs that are train pairs too are
+    dropped).
 
     Args:
         emb: checked ``[n_users, d]`` embeddings.
@@ -140,9 +142,7 @@ def tuned_u2u2i(
     m_grid, weights = check_grid(m_grid, popularity_weights)
     start = time.perf_counter()
     n_users, n_items = train.shape
-    rel = relevant_csr(*valid, n_users, n_items)
-    rel = (rel.astype(np.int8) - rel.multiply(train).astype(np.int8)).astype(bool)
-    rel.eliminate_zeros()
+    rel, _ = outside_train(relevant_csr(*valid, n_users, n_items), train)
     query = np.flatnonzero(np.diff(rel.indptr) > 0).astype(np.int64)
     if query.size == 0:
         raise ValueError(
