@@ -421,6 +421,7 @@ def run_dataset(
                 *methods,
                 *(f"{m}_tuned" for m in methods),
                 *(f"{m}_c2i" for m in methods),
+                *(["simclusters_u2i"] if "simclusters" in methods else []),
                 *rows,
             ],
         ),
