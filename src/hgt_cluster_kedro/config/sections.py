@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from hgt_cluster_kedro.evaluation.tuning import check_grid
 from hgt_cluster_kedro.generation import GeneratorConfig
 from hgt_cluster_kedro.graph import GraphConfig
 from hgt_cluster_kedro.ingestion import IngestionConfig
@@ -283,19 +284,10 @@ class U2U2ITuningParams(BaseModel):
     )
     select_k: int = Field(default=50, gt=0)
 
-    @field_validator("m_grid")
-    @classmethod
-    def _positive_m(cls, grid: list[int]) -> list[int]:
-        if any(m <= 0 for m in grid):
-            raise ValueError(f"neighbour counts must be positive (got {grid})")
-        return grid
-
-    @field_validator("popularity_weights")
-    @classmethod
-    def _weights(cls, grid: list[float]) -> list[float]:
-        if any(not 0.0 <= w < 1.0 for w in grid):
-            raise ValueError(f"popularity weights must be in [0, 1) (got {grid})")
-        return grid
+    @model_validator(mode="after")
+    def _grids(self) -> U2U2ITuningParams:
+        check_grid(self.m_grid, self.popularity_weights)  # the one rule
+        return self
 
 
 class EvaluationParams(Section, BaseModel):
