@@ -185,3 +185,26 @@ def test_prior_weight_is_checked(data):
         recommend_from_neighbors(
             nbr, sims, np.arange(3), train, 5, popularity_weight=1.0
         )
+
+
+def test_grid_beyond_the_number_of_users_is_capped(data):
+    """m larger than the other users (a tiny graph) means all of them."""
+    small = (data["train"][0] < 30, data["valid"][0] < 30, data["test"][0] < 30)
+    pick = [
+        tuple(a[mask] for a in pairs)
+        for pairs, mask in zip(
+            (data["train"], data["valid"], data["test"]), small, strict=True
+        )
+    ]
+    out = evaluate_u2u2i(
+        data["emb"][:30],
+        pick[0],
+        pick[2],
+        data["n_items"],
+        ks=(10,),
+        backend="exact",
+        m_neighbors=10,
+        valid=pick[1],
+        tuning={"m_grid": [10, 200], "popularity_weights": [0.0], "select_k": 10},
+    )
+    assert set(out["tuned"]["valid_recall"]) == {"m=10,w=0", "m=29,w=0"}

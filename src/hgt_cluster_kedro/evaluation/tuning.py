@@ -142,6 +142,8 @@ def tuned_u2u2i(
     m_grid, weights = check_grid(m_grid, popularity_weights)
     start = time.perf_counter()
     n_users, n_items = train.shape
+    # a small graph has fewer other users than the grid's largest m: all of them
+    m_grid = sorted({min(m, max(n_users - 1, 1)) for m in m_grid})
     rel, _ = outside_train(relevant_csr(*valid, n_users, n_items), train)
     query = np.flatnonzero(np.diff(rel.indptr) > 0).astype(np.int64)
     if query.size == 0:
