@@ -301,7 +301,7 @@ class EvaluationParams(Section, BaseModel):
     m_neighbors: int = Field(default=50, gt=0)
     metric: Literal["cosine", "dot"] = "cosine"
     backend: Literal["exact", "faiss", "auto"] = "auto"
-    faiss_threshold: int = Field(default=200_000, gt=0)
+    faiss_threshold: int = Field(default=100_000, gt=0)
     cluster_boost: float = Field(default=0.5, ge=0.0)
     silhouette_sample: int = Field(default=10_000, gt=0)
     seed: int = Field(default=0, ge=0)

@@ -50,6 +50,10 @@ from .metrics import (
 METRICS = ("cosine", "dot")
 SEARCH_BACKENDS = ("exact", "faiss", "auto")
 FAISS_INDEXES = ("flat", "hnsw", "ivf")
+#: users from which ``backend="auto"`` searches with faiss: at 100k users faiss's
+#: flat index found the same neighbours faster than the exact chunked search
+#: (``benchmarks/bench_evaluation.py``, record ``evaluation.json``)
+FAISS_THRESHOLD = 100_000
 BASELINES = ("popularity", "random")
 _SINK = np.float32(1e30)  # subtracted from a user's own train items
 
@@ -249,7 +253,7 @@ def top_m_similar(
     *,
     metric: str = "cosine",
     backend: str = "auto",
-    faiss_threshold: int = 200_000,
+    faiss_threshold: int = FAISS_THRESHOLD,
     faiss_index: str = "flat",
     chunk_size: int = 4096,
     max_chunk_bytes: int = 1 << 30,
@@ -275,7 +279,7 @@ def top_m_similar(
             ``n x n`` matrix), ``"faiss"`` (index ``faiss_index``) or ``"auto"``
             (faiss from ``faiss_threshold`` users on; default ``"auto"``).
         faiss_threshold: user count from which ``"auto"`` uses faiss
-            (default ``200_000``).
+            (default :data:`FAISS_THRESHOLD`).
         faiss_index: ``"flat"`` (``IndexFlatIP``: exact), ``"hnsw"`` or ``"ivf"``
             (approximate; default ``"flat"``).
         chunk_size: query rows per matmul of the exact backend (default ``4096``).
@@ -919,7 +923,7 @@ def evaluate_u2u2i(
     if backend == "auto":
         backend = (
             "faiss"
-            if n_users >= search_kwargs.get("faiss_threshold", 200_000)
+            if n_users >= search_kwargs.get("faiss_threshold", FAISS_THRESHOLD)
             else "exact"
         )
     t0 = time.perf_counter()
