@@ -1,7 +1,7 @@
 """Runtime helpers shared by every trainer, clusterer and evaluator.
 
-Seeds derived from integers, device resolution, the bf16 capability of the CPU
-and the peak memory of the process: one definition each, imported by the
+Seeds derived from integers, device resolution, the bf16 capability of the CPU,
+numba's thread count and the peak memory of the process: one definition each, imported by the
 domain packages (none of them imports Kedro).
 """
 
@@ -14,7 +14,13 @@ import sys
 import numpy as np
 import torch
 
-__all__ = ["cpu_has_bf16", "derive_seed", "peak_rss_mb", "resolve_device"]
+__all__ = [
+    "cpu_has_bf16",
+    "derive_seed",
+    "match_numba_threads",
+    "peak_rss_mb",
+    "resolve_device",
+]
 
 
 def derive_seed(*parts: int) -> int:
@@ -60,3 +66,14 @@ def cpu_has_bf16() -> bool:
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def match_numba_threads() -> int:
+    """Set numba's threads to torch's (the caller's thread budget, capped by
+    ``NUMBA_NUM_THREADS``) before a parallel kernel; returns the count."""
+    import numba
+
+    want = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    if numba.get_num_threads() != want:
+        numba.set_num_threads(want)
+    return want

@@ -14,6 +14,7 @@ from .retrieval import (
     popularity_recommend,
     random_recommend,
     recommend_from_neighbors,
+    recommend_from_neighbors_grid,
     top_m_similar,
     u2u2i_recommend,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "random_recommend",
     "ranking_metrics",
     "recommend_from_neighbors",
+    "recommend_from_neighbors_grid",
     "relevant_csr",
     "size_stats",
     "top_m_similar",

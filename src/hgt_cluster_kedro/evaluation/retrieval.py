@@ -15,9 +15,9 @@ labels; a negative label means "no cluster" and never matches). Negative
 similarities are clipped to 0 (``clip_negative=True``): a dissimilar neighbour
 does not vote against an item. Items with a score of 0, and (``exclude_train``)
 the query user's own train items, are never recommended; rows are padded with
-``-1``. Scoring is a sparse product ``S @ R`` (``S``: query x user neighbour
-weights, ``R``: user x item train matrix) per chunk of query users, then a
-padded ``torch.topk`` over the candidates with rows grouped by candidate count.
+``-1``; ties go to the smaller item id. Scoring is a compiled pass per query
+user (:mod:`._u2u2i_kernels`): the neighbours' train items summed into a dense
+accumulator, then a bounded heap keeps the top ``k``.
 
 With a popularity prior (``popularity_weight = w > 0``, the practice of blending
 a personal channel with a global one) the scores are first divided by the row's
@@ -38,7 +38,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from ..runtime import cpu_has_bf16
+from ..runtime import cpu_has_bf16, match_numba_threads
 from .metrics import (
     DEFAULT_KS,
     check_id_range,
@@ -422,7 +422,6 @@ def recommend_from_neighbors(
     clip_negative: bool = True,
     popularity_weight: float = 0.0,
     chunk_size: int = 4096,
-    block_elems: int = 1 << 22,
 ) -> Recommendations:
     """Score the neighbours' train items (formula in the module docstring).
 
@@ -441,13 +440,52 @@ def recommend_from_neighbors(
             ``False`` lets them subtract).
         popularity_weight: ``w`` of the popularity prior, in ``[0, 1)``
             (default ``0.0``: none; module docstring).
-        chunk_size: query users per sparse product (default ``4096``).
-        block_elems: padded entries per ``torch.topk`` block (default ``2**22``).
+        chunk_size: most query users per parallel task (default ``4096``;
+            smaller tasks keep every thread busy).
 
     Returns:
         :class:`Recommendations`.
     """
+    return recommend_from_neighbors_grid(
+        neighbors,
+        sims,
+        query_users,
+        train,
+        k,
+        popularity_weights=[popularity_weight],
+        exclude_train=exclude_train,
+        cluster_labels=cluster_labels,
+        cluster_boost=cluster_boost,
+        clip_negative=clip_negative,
+        chunk_size=chunk_size,
+    )[0]
+
+
+def recommend_from_neighbors_grid(
+    neighbors: np.ndarray,
+    sims: np.ndarray,
+    query_users: np.ndarray,
+    train: sp.csr_matrix,
+    k: int,
+    *,
+    popularity_weights: Sequence[float],
+    exclude_train: bool = True,
+    cluster_labels: np.ndarray | None = None,
+    cluster_boost: float = 0.0,
+    clip_negative: bool = True,
+    chunk_size: int = 4096,
+) -> list[Recommendations]:
+    """:func:`recommend_from_neighbors` for several popularity weights at once,
+    one :class:`Recommendations` per weight (in order). The neighbours' votes
+    are summed once per query user and shared by every weight, so a
+    validation grid over the weights costs about one scoring pass.
+
+    Raises:
+        ValueError: mismatched shapes, ``cluster_boost < -1``, a weight outside
+            ``[0, 1)``, labels not one per user.
+    """
     k = _check_positive(k, "k")
+    _check_positive(chunk_size, "chunk_size")
     n_users, n_items = train.shape
     n_q, m = neighbors.shape
     if sims.shape != neighbors.shape or query_users.shape != (n_q,):
@@ -457,13 +495,64 @@ def recommend_from_neighbors(
         )
     if not cluster_boost >= -1.0:
         raise ValueError(f"cluster_boost must be >= -1, got {cluster_boost}")
-    if not 0.0 <= popularity_weight < 1.0:
+    weights = np.asarray([float(w) for w in popularity_weights], dtype=np.float64)
+    if weights.size == 0 or not np.all((weights >= 0.0) & (weights < 1.0)):
         raise ValueError(
-            f"popularity_weight must be in [0, 1), got {popularity_weight}"
+            f"popularity_weight must be in [0, 1), got {list(popularity_weights)}"
         )
-    prior = _PopularityPrior(train) if popularity_weight > 0.0 else None
-    own = np.diff(train.indptr)  # train items per user
-    labels = None
+    wts = _neighbor_weights(
+        neighbors,
+        sims,
+        query_users,
+        n_users=n_users,
+        cluster_labels=cluster_labels,
+        cluster_boost=cluster_boost,
+        clip_negative=clip_negative,
+    )
+    train = train.tocsr()
+    pop = np.bincount(train.indices, minlength=n_items).astype(np.float32)
+    share = pop / np.float32(max(float(pop.max(initial=0.0)), 1.0))
+    items = np.full((weights.size, n_q, k), -1, dtype=np.int64)
+    scores = np.full((weights.size, n_q, k), -np.inf, dtype=np.float32)
+    if n_q and n_items:
+        from . import _u2u2i_kernels
+
+        threads = match_numba_threads()
+        # tasks of at most chunk_size rows, enough of them to keep threads busy
+        rows = max(1, min(int(chunk_size), -(-n_q // (8 * threads))))
+        _u2u2i_kernels.score_topk(
+            train.indptr.astype(np.int64, copy=False),
+            train.indices.astype(np.int64, copy=False),
+            np.ascontiguousarray(neighbors, dtype=np.int64),
+            wts,
+            np.ascontiguousarray(query_users, dtype=np.int64),
+            share,
+            np.argsort(-pop, kind="stable").astype(np.int64),
+            weights,
+            bool(exclude_train),
+            bool(clip_negative),
+            rows,
+            items,
+            scores,
+        )
+    return [Recommendations(items[j], scores[j]) for j in range(weights.size)]
+
+
+def _neighbor_weights(
+    neighbors: np.ndarray,
+    sims: np.ndarray,
+    query_users: np.ndarray,
+    *,
+    n_users: int,
+    cluster_labels: np.ndarray | None,
+    cluster_boost: float,
+    clip_negative: bool,
+) -> np.ndarray:
+    """``w(u, v)`` of the module docstring per (query, neighbour); 0 for a
+    missing neighbour or a non-finite similarity."""
+    w = sims.astype(np.float32, copy=True)
+    if clip_negative:
+        np.maximum(w, 0.0, out=w)
     if cluster_labels is not None and cluster_boost != 0.0:
         labels = np.asarray(cluster_labels).astype(np.int64, copy=False)
         if labels.shape != (n_users,):
@@ -471,78 +560,11 @@ def recommend_from_neighbors(
                 f"cluster_labels has shape {labels.shape}, expected ({n_users},) "
                 "(one label per user of user_emb)"
             )
-    items = np.full((n_q, k), -1, dtype=np.int64)
-    scores = np.full((n_q, k), -np.inf, dtype=np.float32)
-    for start in range(0, n_q, chunk_size):
-        stop = min(start + chunk_size, n_q)
-        q = query_users[start:stop]
-        nb = neighbors[start:stop]
-        w = sims[start:stop].astype(np.float32, copy=True)
-        if clip_negative:
-            np.maximum(w, 0.0, out=w)
-        if labels is not None:
-            same = (labels[np.maximum(nb, 0)] == labels[q][:, None]) & (
-                labels[q][:, None] >= 0
-            )
-            w *= np.float32(1.0) + np.float32(cluster_boost) * same
-        missing = nb < 0
-        w[missing | ~np.isfinite(w)] = 0.0
-        c = stop - start
-        s = sp.csr_matrix(
-            (w.ravel(), np.where(missing, 0, nb).ravel(), np.arange(0, c * m + 1, m)),
-            shape=(c, n_users),
-        )
-        cand = s @ train  # [c, n_items]: summed neighbour weights
-        if prior is not None:
-            extra = int(own[q].max(initial=0)) if exclude_train else 0
-            cand = prior.mix(cand.tocsr(), popularity_weight, k + extra)
-        if exclude_train:
-            # own train items sink far below any score, dropped by `keep` below
-            cand = cand - _SINK * train[q]
-        cand = cand.tocsr()
-        vals = cand.data.astype(np.float32, copy=False)
-        keep = vals > 0 if clip_negative else (vals != 0) & (vals > -0.5 * _SINK)
-        rows = np.repeat(np.arange(c, dtype=np.int64), np.diff(cand.indptr))
-        indptr = np.zeros(c + 1, dtype=np.int64)
-        np.cumsum(np.bincount(rows[keep], minlength=c), out=indptr[1:])
-        cols = cand.indices[keep].astype(np.int64)
-        vals = vals[keep]
-        it, sc = _topk_rows(indptr, cols, vals, k, block_elems)
-        items[start:stop] = it
-        scores[start:stop] = sc
-    return Recommendations(items, scores)
-
-
-class _PopularityPrior:
-    """Train popularity of every item, the most popular first, for
-    :func:`recommend_from_neighbors`' prior (module docstring)."""
-
-    def __init__(self, train: sp.csr_matrix) -> None:
-        pop = np.bincount(train.indices, minlength=train.shape[1]).astype(np.float32)
-        self.order = np.argsort(-pop, kind="stable")
-        self.share = pop / max(float(pop.max(initial=0.0)), 1.0)
-
-    def mix(self, cand: sp.csr_matrix, weight: float, width: int) -> sp.csr_matrix:
-        """``(1 - w) * cand / row max + w * share`` over cand's entries and the
-        ``width`` most popular items of every row."""
-        c = cand.shape[0]
-        top = np.abs(cand).max(axis=1).toarray().ravel().astype(np.float32)
-        top[top == 0] = 1.0
-        mixed = (sp.diags((1.0 - weight) / top) @ cand).tocsr()
-        mixed.sum_duplicates()
-        mixed.data += weight * self.share[mixed.indices]
-        cols = self.order[: min(width, self.order.size)]
-        popular = sp.csr_matrix(
-            (
-                np.tile(weight * self.share[cols], c),
-                np.tile(cols, c),
-                np.arange(0, c * cols.size + 1, cols.size),
-            ),
-            shape=cand.shape,
-        )
-        # popular items without a neighbour score: the prior alone
-        popular = popular - popular.multiply(mixed.astype(bool))
-        return (mixed + popular).tocsr()
+        own = labels[query_users][:, None]
+        same = (labels[np.maximum(neighbors, 0)] == own) & (own >= 0)
+        w *= np.float32(1.0) + np.float32(cluster_boost) * same
+    w[(neighbors < 0) | ~np.isfinite(w)] = 0.0
+    return np.ascontiguousarray(w)
 
 
 def u2u2i_recommend(

@@ -11,7 +11,9 @@ Recall@``select_k`` over a grid, then the channel is scored once on the
 evaluation split. Test pairs never take part in the choice.
 
 Neighbours are searched once per split for the largest ``m`` of the grid; a
-smaller ``m`` is a prefix of the sorted neighbour lists.
+smaller ``m`` is a prefix of the sorted neighbour lists, and the neighbours'
+votes are summed once per ``m`` for every weight
+(:func:`~.retrieval.recommend_from_neighbors_grid`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from .metrics import ranking_metrics, relevant_csr
-from .retrieval import outside_train, recommend_from_neighbors, top_m_similar
+from .retrieval import (
+    outside_train,
+    recommend_from_neighbors,
+    recommend_from_neighbors_grid,
+    top_m_similar,
+)
 
 __all__ = ["check_grid", "choose_u2u2i", "tuned_u2u2i"]
 
@@ -86,17 +93,17 @@ def choose_u2u2i(
         )
     recall: dict[str, float] = {}
     best: tuple[float, int, float] | None = None
-    for m in m_grid:
-        for w in weight_grid:
-            recs = recommend_from_neighbors(
-                nbr[:, :m],
-                sims[:, :m],
-                query,
-                train,
-                k,
-                popularity_weight=w,
-                chunk_size=chunk_size,
-            )
+    for m in m_grid:  # one scoring pass per m, shared by every weight
+        grid_recs = recommend_from_neighbors_grid(
+            nbr[:, :m],
+            sims[:, :m],
+            query,
+            train,
+            k,
+            popularity_weights=weight_grid,
+            chunk_size=chunk_size,
+        )
+        for w, recs in zip(weight_grid, grid_recs, strict=True):
             value = float(ranking_metrics(recs.items, relevant, (k,))[f"recall@{k}"])
             recall[f"m={m},w={w:g}"] = value
             if best is None or value > best[0]:

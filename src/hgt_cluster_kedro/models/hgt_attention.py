@@ -33,6 +33,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..runtime import match_numba_threads
+
 EdgeType = tuple[str, str, str]
 
 __all__ = ["DstGraph", "FullGraph", "HGTAttention", "attention", "attention_reference"]
@@ -227,7 +229,7 @@ class HGTAttention(torch.autograd.Function):
     ) -> Tensor:
         from . import _hgt_kernels as kern
 
-        _threads()
+        match_numba_threads()
         q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
         prior = prior.contiguous()
         heads, dim = q.shape[1], q.shape[2]
@@ -257,7 +259,7 @@ class HGTAttention(torch.autograd.Function):
     def backward(ctx: Any, gout: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
         from . import _hgt_kernels as kern
 
-        _threads()
+        match_numba_threads()
         q, k, v, prior, att, raw = ctx.saved_tensors
         g: DstGraph = ctx.graph
         gout = gout.contiguous()
@@ -297,14 +299,6 @@ class HGTAttention(torch.autograd.Function):
         # d score / d prior = raw (pre-prior score): one [E, H] product per edge
         gprior = torch.zeros_like(prior).index_add_(0, g.rel, gscore * raw)
         return gq, gk, gv, gprior, None, None
-
-
-def _threads() -> None:
-    import numba
-
-    want = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
-    if numba.get_num_threads() != want:
-        numba.set_num_threads(want)
 
 
 def _numba_available() -> bool:
