@@ -1,8 +1,8 @@
 """Runtime helpers shared by every trainer, clusterer and evaluator.
 
 Seeds derived from integers, device resolution, the bf16 capability of the CPU,
-numba's thread count and the peak memory of the process: one definition each, imported by the
-domain packages (none of them imports Kedro).
+numba's thread count and the peak memory of the process: one definition each,
+imported by the domain packages (none of them imports Kedro).
 """
 
 from __future__ import annotations

@@ -246,6 +246,13 @@ def _faiss_index(emb: np.ndarray, kind: str, seed: int, options: dict[str, Any])
     return index
 
 
+def _resolve_backend(backend: str, n_users: int, faiss_threshold: int) -> str:
+    """``"auto"`` -> faiss from ``faiss_threshold`` users on, else exact."""
+    if backend != "auto":
+        return backend
+    return "faiss" if n_users >= faiss_threshold else "exact"
+
+
 def top_m_similar(
     user_emb: np.ndarray | torch.Tensor,
     query_users: np.ndarray | Sequence[int] | None,
@@ -326,8 +333,7 @@ def top_m_similar(
         raise ValueError(
             f"faiss_index must be one of {FAISS_INDEXES}, got {faiss_index!r}"
         )
-    if backend == "auto":
-        backend = "faiss" if n_users >= faiss_threshold else "exact"
+    backend = _resolve_backend(backend, n_users, faiss_threshold)
     emb = _normalise(emb, metric)
     if query.size == 0:
         return np.zeros((0, m), np.int64), np.zeros((0, m), np.float32)
@@ -942,12 +948,9 @@ def evaluate_u2u2i(
         query = _check_query(query_users, n_users)
     k_top = max(ks)
     rel_q = relevant[query]
-    if backend == "auto":
-        backend = (
-            "faiss"
-            if n_users >= search_kwargs.get("faiss_threshold", FAISS_THRESHOLD)
-            else "exact"
-        )
+    backend = _resolve_backend(
+        backend, n_users, search_kwargs.get("faiss_threshold", FAISS_THRESHOLD)
+    )
     t0 = time.perf_counter()
     nbr, sims = top_m_similar(
         emb,
