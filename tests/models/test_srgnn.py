@@ -38,6 +38,29 @@ def test_shapes_and_padding_does_not_change_scores():
     torch.testing.assert_close(a[0], b[0], atol=1e-6, rtol=1e-5)
 
 
+def test_padding_row_stays_zero_and_never_reaches_a_score():
+    """The padding embedding is 0 after the authors' init and after training with
+    weight decay (a decayed nonzero row turns subnormal, 10x slower matmuls), and
+    its value changes no score."""
+    model = SRGNN(num_items=9, hidden=8)
+    model.reset_parameters(torch.Generator().manual_seed(0))
+    assert model.embedding.weight[0].abs().max().item() == 0.0
+    opt = torch.optim.Adam(model.parameters(), lr=0.01, weight_decay=0.1)
+    seqs = torch.tensor([[4, 2, 4, 0], [1, 2, 3, 5], [7, 0, 0, 0]])
+    for _ in range(5):
+        loss = torch.nn.functional.cross_entropy(model(seqs), torch.tensor([1, 5, 8]))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert model.embedding.weight[0].abs().max().item() == 0.0
+    model.eval()
+    with torch.no_grad():
+        before = model(seqs)
+        model.embedding.weight[0] = torch.randn(8)
+        after = model(seqs)
+    assert torch.equal(before, after)
+
+
 def test_readout_against_hand_computation():
     model = SRGNN(num_items=3, hidden=2)
     with torch.no_grad():

@@ -113,6 +113,39 @@ def test_baselines_hand_cases():
     assert sk[0] == pytest.approx(1.0, abs=1e-5) and sk[2] < 1e-5
 
 
+def _sknn_dense(train, n_items, k, seqs):
+    """SKNN as first written: dense prefix x session similarities, the k largest
+    per row by partition, ties at the cut to the earlier session."""
+    x = np.zeros((len(train), n_items))
+    x[train.session_index(), train.items - 1] = 1.0
+    q = np.zeros((len(seqs), n_items))
+    r, c = np.nonzero(seqs > 0)
+    q[r, seqs[r, c] - 1] = 1.0
+    sim = (q @ x.T) / np.sqrt(np.maximum(q.sum(1), 1))[:, None]
+    sim = sim / np.sqrt(np.maximum(x.sum(1), 1))[None, :]
+    cut = np.partition(sim, -k, axis=1)[:, -k][:, None]
+    above = sim > cut
+    room = k - above.sum(1)[:, None]
+    tied = (sim == cut) & (np.cumsum(sim == cut, 1) <= room)
+    return np.where(above | tied, sim, 0.0) @ x
+
+
+@pytest.mark.parametrize("k", [1, 3, 10, 500])
+def test_sknn_equals_dense_reference_with_ties(k):
+    rng = np.random.default_rng(k)
+    n_items, n_clicks = 12, 600  # few items, short sessions: many tied similarities
+    owner = np.sort(rng.integers(0, 60, n_clicks))
+    t = np.arange(n_clicks) * 10 + rng.integers(0, 30, n_clicks) * 100
+    train = cut_sessions(owner, rng.integers(1, n_items + 1, n_clicks), t, gap=50)
+    seqs = rng.integers(0, n_items + 1, (40, 4))
+    seqs[:, 0] = rng.integers(1, n_items + 1, 40)
+    seqs = np.where(np.cumsum(seqs == 0, 1) > 0, 0, seqs)  # left-aligned padding
+    got = SessionKNN(train, n_items, k=k).scores(seqs)
+    want = _sknn_dense(train, n_items, min(k, len(train)), seqs)
+    tie = SessionKNN(train, n_items, k=k).tie
+    np.testing.assert_allclose(got - tie, want, rtol=1e-5, atol=1e-6)
+
+
 def test_latest_sessions_per_owner():
     s = cut_sessions(
         [0, 0, 0, 0, 1, 1], [1, 2, 3, 4, 5, 6], [0, 1, 100, 101, 0, 1], gap=10

@@ -114,18 +114,22 @@ class SessionKNN:
         self.tie = TIE_BREAK * Popularity(train, num_items).pop
 
     def scores(self, seqs: np.ndarray) -> np.ndarray:
+        """Sparse throughout until the final ``(B, n_items)`` scores: only the
+        train sessions sharing an item with a prefix have a similarity; each
+        prefix keeps its ``k`` most similar, ties to the earlier session."""
         q = _rows(seqs, self.num_items)
         q_size = np.sqrt(np.asarray(q.sum(1)).ravel())
         q_size[q_size == 0] = 1.0
-        overlap = (q @ self.x.T).toarray()
-        sim = overlap / q_size[:, None] / self.size[None, :]
-        k = min(self.k, sim.shape[1])
-        if k < sim.shape[1]:
-            cut = np.partition(sim, -k, axis=1)[:, -k][:, None]
-            # ties at the cut: keep the first k by session order
-            above = sim > cut
-            room = k - above.sum(1)[:, None]
-            tied = (sim == cut) & (np.cumsum(sim == cut, 1) <= room)
-            sim = np.where(above | tied, sim, 0.0)
-        votes = sp.csr_matrix(sim.astype(np.float32)) @ self.x
-        return votes.toarray() + self.tie
+        overlap = (q @ self.x.T).tocsr()
+        overlap.sort_indices()
+        rows = np.repeat(np.arange(len(seqs)), np.diff(overlap.indptr))
+        cols = overlap.indices
+        sim = overlap.data / q_size[rows] / self.size[cols]
+        order = np.lexsort((cols, -sim, rows))  # rows stay in blocks
+        place = np.arange(len(order)) - overlap.indptr[rows[order]]
+        keep = order[place < self.k]
+        top = sp.csr_matrix(
+            (sim[keep].astype(np.float32), (rows[keep], cols[keep])),
+            shape=overlap.shape,
+        )
+        return (top @ self.x).toarray() + self.tie

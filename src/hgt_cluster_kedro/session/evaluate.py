@@ -52,6 +52,38 @@ def subset(examples: Prefixes, keep: np.ndarray) -> Prefixes:
     )
 
 
+def next_item_ranks(
+    score: Callable[[np.ndarray], np.ndarray],
+    examples: Prefixes,
+    *,
+    batch_size: int = 512,
+) -> np.ndarray:
+    """1-based rank of every example's target under ``score`` (padded prefixes
+    -> ``(B, n_items)`` scores), scored ``batch_size`` prefixes at a time."""
+    if len(examples) == 0:
+        raise ValueError("no session prefix to evaluate (empty split)")
+    return np.concatenate(
+        [
+            target_ranks(score(examples.padded(idx)), examples.target[idx])
+            for idx in np.array_split(
+                np.arange(len(examples)), max(1, -(-len(examples) // batch_size))
+            )
+        ]
+    )
+
+
+def metrics_from_ranks(ranks: np.ndarray, k: int = 20) -> dict[str, float]:
+    """``hitrate@k``, ``mrr@k`` and ``n_prefixes`` of target ranks."""
+    if len(ranks) == 0:
+        raise ValueError("no session prefix to evaluate (empty split)")
+    hit = ranks <= k
+    return {
+        f"hitrate@{k}": float(hit.mean()),
+        f"mrr@{k}": float(np.where(hit, 1.0 / ranks, 0.0).mean()),
+        "n_prefixes": int(len(ranks)),
+    }
+
+
 def next_item_metrics(
     score: Callable[[np.ndarray], np.ndarray],
     examples: Prefixes,
@@ -61,19 +93,6 @@ def next_item_metrics(
 ) -> dict[str, float]:
     """``hitrate@k``, ``mrr@k`` and ``n_prefixes`` of ``score`` (padded prefixes
     -> ``(B, n_items)`` scores) over every example."""
-    if len(examples) == 0:
-        raise ValueError("no session prefix to evaluate (empty split)")
-    ranks = np.concatenate(
-        [
-            target_ranks(score(examples.padded(idx)), examples.target[idx])
-            for idx in np.array_split(
-                np.arange(len(examples)), max(1, -(-len(examples) // batch_size))
-            )
-        ]
+    return metrics_from_ranks(
+        next_item_ranks(score, examples, batch_size=batch_size), k
     )
-    hit = ranks <= k
-    return {
-        f"hitrate@{k}": float(hit.mean()),
-        f"mrr@{k}": float(np.where(hit, 1.0 / ranks, 0.0).mean()),
-        "n_prefixes": int(len(ranks)),
-    }

@@ -25,12 +25,11 @@ from hgt_cluster_kedro.session import (
     Popularity,
     SessionKNN,
     SessionPopularity,
-    next_item_metrics,
     prefixes,
     repeat_mask,
-    subset,
 )
 from hgt_cluster_kedro.session.candidates import latest_sessions, top_k_candidates
+from hgt_cluster_kedro.session.evaluate import metrics_from_ranks, next_item_ranks
 from hgt_cluster_kedro.session.source import (
     CsvSource,
     clicks_from_csv,
@@ -226,29 +225,27 @@ def report(
             "test": len(data.test),
         },
     }
+    models = {
+        "srgnn": scorer(load_model(model_state)),
+        "popularity": Popularity(data.train, n).scores,
+        "spop": SessionPopularity(data.train, n).scores,
+        "item_knn": ItemKNN(data.train, n).scores,
+        "sknn": SessionKNN(data.train, n, k=int(cfg["sknn_k"])).scores,
+    }
     for split in ("valid", "test"):
         sessions = getattr(data, split)
         if len(sessions) == 0:
             continue
         ex = prefixes(sessions, params.get("max_length"))
-        models = {
-            "srgnn": scorer(load_model(model_state)),
-            "popularity": Popularity(data.train, n).scores,
-            "spop": SessionPopularity(data.train, n).scores,
-            "item_knn": ItemKNN(data.train, n).scores,
-            "sknn": SessionKNN(data.train, n, k=int(cfg["sknn_k"])).scores,
+        ranks = {
+            name: next_item_ranks(f, ex, batch_size=batch) for name, f in models.items()
         }
-        out[split] = {
-            name: next_item_metrics(f, ex, k=k, batch_size=batch)
-            for name, f in models.items()
-        }
+        out[split] = {name: metrics_from_ranks(r, k) for name, r in ranks.items()}
         repeat = repeat_mask(ex)
         out.setdefault("repeat_share", {})[split] = float(repeat.mean())
-        if not repeat.all():
-            new_ex = subset(ex, ~repeat)
+        if not repeat.all():  # the same ranks, over the new-item prefixes only
             out.setdefault("new_items", {})[split] = {
-                name: next_item_metrics(f, new_ex, k=k, batch_size=batch)
-                for name, f in models.items()
+                name: metrics_from_ranks(r[~repeat], k) for name, r in ranks.items()
             }
         logger.info(
             "Session report (%s): %s; target already in the prefix for %.1f %%",
