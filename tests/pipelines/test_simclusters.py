@@ -70,6 +70,11 @@ def test_simclusters_pipeline_recovers_communities(kedro_project):
     ("key", "value", "message"),
     [
         ("follow_relation", "likes_note", r"simclusters\.follow_relation='likes_note'"),
+        (
+            "follow_relation",
+            "follow_note.comment_note",
+            r"simclusters\.follow_relation='follow_note\.comment_note': hop 2",
+        ),
         (("knownfor", "k"), 10_000, r"simclusters\.knownfor\.k=10000 is larger"),
         (("similarity", "threshold"), 1.5, r"simclusters\.similarity\.threshold"),
         (("similarity", "threshold"), 0.999, r"similarity graph is empty"),

@@ -2,9 +2,18 @@
 
 :class:`SimClustersConfig` checks every number on its own (thresholds in
 ``[0, 1]``, positive sizes) and :meth:`SimClustersConfig.check_graph` checks it
-against the graph (the follow relation exists in the schema and goes from the
-users, ``k`` is at most the number of producers), so a bad parameter fails in the
-first node with its name in the message, before any output is written.
+against the graph (each follow relation or metapath exists in the schema, starts
+at the users and chains type to type, ``k`` is at most the number of producers),
+so a bad parameter fails in the first node with its name in the message, before
+any output is written.
+
+``follow_relation`` is one entry or a list of entries (their union, all ending at
+the same producer type). An entry is a relation name (``writes``) or a metapath:
+relations chained type to type, written dotted (``writes.in_venue``) or as a
+list (``[writes, in_venue]``, so a list of entries reads
+``[[writes, in_venue]]``). A hop may be a ``rev_`` twin (``writes.rev_writes``:
+co-authors). A name that is itself a relation of the schema is that relation,
+never split at its dots.
 """
 
 from __future__ import annotations
@@ -14,7 +23,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hgt_cluster_kedro.generation.config import DaskConfig
+from hgt_cluster_kedro.graph.csr import REV_PREFIX, EdgeType, reverse_edge_type
 from hgt_cluster_kedro.graph.schema import GraphSchema
+
+#: one entry of ``follow_relation``: a relation, a dotted metapath
+#: (``"writes.in_venue"``) or a metapath as a list of relations
+FollowEntry = str | list[str]
 
 
 class SimilarityConfig(BaseModel):
@@ -131,20 +145,30 @@ class SimClustersConfig(BaseModel):
     """All parameters of pipeline ``simclusters``.
 
     Args:
-        follow_relation: relation (consumer = ``user_type`` -> producer), or a
-            list of relations with the same producer type (their union), whose
-            bipartite graph defines the communities.
-        follow_weights: weight of each follow relation in ``A`` for InterestedIn
-            and producer embeddings (``null``: 1 each; the similarity always
-            uses the binary union).
+        follow_relation: relation or metapath (consumer = ``user_type`` ->
+            producer; see the module docstring), or a list of them with the same
+            producer type (their union), whose bipartite graph defines the
+            communities. A metapath's follow matrix is the sparse product of its
+            hops' train adjacencies.
+        follow_weights: weight of each follow entry (keyed by its name: the
+            relation, or the dotted metapath ``writes.in_venue``) in ``A`` for
+            InterestedIn and producer embeddings (``null``: 1 each, entries
+            united by their element-wise maximum; the similarity always uses the
+            binary union).
+        metapath_weighting: value of a metapath's ``A[u, p]``: ``count`` (the
+            number of paths ``u -> … -> p``, e.g. an author's papers in a
+            venue) or ``binary`` (1 when there is any). Single relations are
+            binary either way.
         engagement_relations: relations (``user_type`` -> ``item_type``) whose
-            engagers' InterestedIn make the item embeddings.
+            engagers' InterestedIn make the item embeddings (single relations:
+            an item's embedding sums the users who engaged with it).
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    follow_relation: str | list[str]
+    follow_relation: str | list[FollowEntry]
     follow_weights: dict[str, float] | None = None
+    metapath_weighting: Literal["count", "binary"] = "count"
     engagement_relations: list[str] = Field(min_length=1)
     similarity: SimilarityConfig = Field(default_factory=SimilarityConfig)
     knownfor: KnownForConfig = Field(default_factory=KnownForConfig)
@@ -152,10 +176,15 @@ class SimClustersConfig(BaseModel):
     embeddings: EmbeddingsConfig = Field(default_factory=EmbeddingsConfig)
 
     @property
-    def follow_relations(self) -> list[str]:
-        """``follow_relation`` as a list."""
+    def follow_entries(self) -> list[FollowEntry]:
+        """``follow_relation`` as a list of entries (as written)."""
         fr = self.follow_relation
         return [fr] if isinstance(fr, str) else list(fr)
+
+    @property
+    def follow_relations(self) -> list[str]:
+        """Name of each follow entry: the relation, or the dotted metapath."""
+        return [e if isinstance(e, str) else ".".join(e) for e in self.follow_entries]
 
     @classmethod
     def parse(cls, params: dict[str, Any] | SimClustersConfig) -> SimClustersConfig:
@@ -173,31 +202,39 @@ class SimClustersConfig(BaseModel):
             ]
             raise ValueError("invalid parameters:\n  " + "\n  ".join(lines)) from None
 
+    def follow_paths(self, schema: GraphSchema) -> list[list[EdgeType]]:
+        """The edge types (hops) of every follow entry, checked against
+        ``schema``: known relations (or ``rev_`` twins), the first hop from the
+        users, each next hop from the node type the previous one ends at, and all
+        entries ending at the same producer type.
+
+        Raises:
+            ValueError: naming ``simclusters.follow_relation`` and the value.
+        """
+        entries = self.follow_entries
+        if not entries:
+            raise ValueError("simclusters.follow_relation: no relation given")
+        paths = [_entry_path(entry, schema) for entry in entries]
+        hint = ""
+        if isinstance(self.follow_relation, list) and len(entries) > 1:
+            hint = (
+                " (a list of entries is their union; a metapath is one entry, "
+                "dotted 'a.b' or a nested list [[a, b]])"
+            )
+        for entry, path in zip(entries, paths, strict=True):
+            _check_chain(entry, path, schema, hint)
+        producers = {path[-1][2] for path in paths}
+        if len(producers) > 1:
+            raise ValueError(
+                f"simclusters.follow_relation={self.follow_relation!r}: the entries "
+                f"go to different producer types {sorted(producers)}"
+            )
+        return paths
+
     def check_graph(self, schema: GraphSchema, num_nodes: dict[str, int]) -> str:
         """Check the relations and ``k`` against the graph; return the producer
         node type."""
-        producers = set()
-        if not self.follow_relations:
-            raise ValueError("simclusters.follow_relation: no relation given")
-        for name in self.follow_relations:
-            rel = schema.relations.get(name)
-            if rel is None:
-                raise ValueError(
-                    f"simclusters.follow_relation={name!r} is not a relation of the "
-                    f"graph schema; known: {sorted(schema.relations)}"
-                )
-            if rel.src != schema.user_type:
-                raise ValueError(
-                    f"simclusters.follow_relation={name!r} goes {rel.src} -> "
-                    f"{rel.dst}; its consumers must be the users ({schema.user_type})"
-                )
-            producers.add(rel.dst)
-        if len(producers) > 1:
-            raise ValueError(
-                f"simclusters.follow_relation={self.follow_relation!r}: the relations "
-                f"go to different producer types {sorted(producers)}"
-            )
-        producer_type = producers.pop()
+        producer_type = self.follow_paths(schema)[0][-1][2]
         for name, w in (self.follow_weights or {}).items():
             if name not in self.follow_relations:
                 raise ValueError(
@@ -228,3 +265,66 @@ class SimClustersConfig(BaseModel):
                 f"of producers ({n_producers} {producer_type} nodes)"
             )
         return producer_type
+
+
+def _entry_path(entry: FollowEntry, schema: GraphSchema) -> list[EdgeType]:
+    """Edge types of one follow entry (unchained; see :func:`_check_chain`)."""
+    if isinstance(entry, str):
+        if entry in schema.relations:
+            return [schema.edge_type(entry)]
+        hops = entry.split(".")
+        if len(hops) == 1:
+            raise ValueError(
+                f"simclusters.follow_relation={entry!r} is not a relation of the "
+                f"graph schema; known: {sorted(schema.relations)}"
+            )
+    else:
+        hops = list(entry)
+        if not hops:
+            raise ValueError(
+                f"simclusters.follow_relation={entry!r}: a metapath needs at least "
+                "one relation"
+            )
+    path = []
+    for hop in hops:
+        if hop in schema.relations:
+            path.append(schema.edge_type(hop))
+        elif hop.startswith(REV_PREFIX) and hop[len(REV_PREFIX) :] in schema.relations:
+            path.append(reverse_edge_type(schema.edge_type(hop[len(REV_PREFIX) :])))
+        else:
+            raise ValueError(
+                f"simclusters.follow_relation={entry!r}: {hop!r} is not a relation "
+                f"of the graph schema (nor a rev_ twin); known: "
+                f"{sorted(schema.relations)}"
+            )
+    return path
+
+
+def _check_chain(
+    entry: FollowEntry, path: list[EdgeType], schema: GraphSchema, hint: str = ""
+) -> None:
+    """The first hop leaves the users, each next one leaves where the last ended."""
+    src, _, dst = path[0]
+    if src != schema.user_type:
+        raise ValueError(
+            f"simclusters.follow_relation={entry!r} goes {src} -> {dst}; its "
+            f"consumers must be the users ({schema.user_type}){hint}"
+        )
+    for i in range(1, len(path)):
+        prev, et = path[i - 1], path[i]
+        if et[0] == prev[2]:
+            continue
+        here = sorted(
+            [r for r, rel in schema.relations.items() if rel.src == prev[2]]
+            + [
+                REV_PREFIX + r
+                for r, rel in schema.relations.items()
+                if rel.dst == prev[2]
+            ]
+        )
+        raise ValueError(
+            f"simclusters.follow_relation={entry!r}: hop {i + 1} {et[1]!r} goes "
+            f"{et[0]} -> {et[2]}, but the path is at {prev[2]!r} after hop {i} "
+            f"{prev[1]!r}; hops must chain type to type (relations from "
+            f"{prev[2]!r}: {here})"
+        )

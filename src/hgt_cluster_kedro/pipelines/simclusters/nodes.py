@@ -24,6 +24,7 @@ from hgt_cluster_kedro.runtime import peak_rss_mb
 from hgt_cluster_kedro.simclusters import (
     SimClustersConfig,
     engagement_matrix,
+    follow_matrix,
     interested_in,
     item_embeddings,
     knownfor,
@@ -39,11 +40,14 @@ logger = logging.getLogger(__name__)
 
 def _follow(graph: GraphArtifact, cfg: SimClustersConfig) -> tuple[sp.csr_matrix, str]:
     producer_type = cfg.check_graph(graph.schema, graph.num_nodes)
-    ets = [graph.schema.edge_type(r) for r in cfg.follow_relations]
+    paths = cfg.follow_paths(graph.schema)
     weights = None
     if cfg.follow_weights:
         weights = [cfg.follow_weights.get(r, 1.0) for r in cfg.follow_relations]
-    return engagement_matrix(graph.csr, ets, weights), producer_type
+    follow = follow_matrix(
+        graph.csr, paths, weights, metapath_weighting=cfg.metapath_weighting
+    )
+    return follow, producer_type
 
 
 def sparse_to_frame(
