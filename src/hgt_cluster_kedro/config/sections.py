@@ -278,9 +278,9 @@ class U2U2ITuningParams(BaseModel):
 
     model_config = _STRICT
 
-    m_grid: list[int] = Field(default_factory=lambda: [20, 50, 100, 200], min_length=1)
+    m_grid: list[int] = Field(default_factory=lambda: [10, 30, 100, 300], min_length=1)
     popularity_weights: list[float] = Field(
-        default_factory=lambda: [0.0, 0.1, 0.3, 0.5], min_length=1
+        default_factory=lambda: [0.0, 0.1, 0.3, 0.5, 0.7], min_length=1
     )
     select_k: int = Field(default=50, gt=0)
 
