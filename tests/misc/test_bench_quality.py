@@ -60,6 +60,25 @@ def test_helpers():
 
 
 @pytest.mark.slow
+def test_git_dirty_ignores_the_benchmarks_own_outputs(tmp_path):
+    import subprocess
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    for path in (*bench_quality.OWN_OUTPUTS, "src.py"):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text("0\n")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    for path in bench_quality.OWN_OUTPUTS:  # written by an earlier dataset
+        (tmp_path / path).write_text("1\n")
+    assert bench_quality.git_commit(tmp_path)["git_dirty"] is False
+    (tmp_path / "src.py").write_text("1\n")
+    assert bench_quality.git_commit(tmp_path)["git_dirty"] is True
+
+
 def test_bench_quality_on_tiny_data(tmp_path):
     template = tmp_path / "template"
     template.mkdir()
