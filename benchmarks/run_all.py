@@ -70,6 +70,10 @@ def write_table() -> Path:
     return out
 
 
+#: benchmarks run only when named (``run_all.py make_run``)
+ON_REQUEST = ("make_run",)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("names", nargs="*", help="benchmark names (default: all)")
@@ -81,6 +85,10 @@ def main() -> None:
         if args.names:
             scripts = [
                 s for s in scripts if s.stem.removeprefix("bench_") in args.names
+            ]
+        else:  # a whole `make run` in a clone: only when named
+            scripts = [
+                s for s in scripts if s.stem.removeprefix("bench_") not in ON_REQUEST
             ]
         for script in scripts:
             print(f"== {script.stem}", flush=True)
