@@ -22,17 +22,17 @@ writes ``benchmarks/results/simclusters_dblp_follow.json``.
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
-import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_quality import _plain, git_commit, merge, summarise  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "simclusters_dblp_follow.json"
@@ -61,32 +61,6 @@ SETTINGS: dict[str, dict[str, Any]] = {
 CANDIDATES: dict[str, dict[str, Any]] = {
     f"{g} | {s}": {**go, **so} for g, go in GRAPHS.items() for s, so in SETTINGS.items()
 }
-
-
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def _plain(value: Any) -> Any:
-    if hasattr(value, "model_dump"):
-        return _plain(value.model_dump())
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    return value
-
-
-def _mean_std(values: list[float]) -> dict[str, Any]:
-    return {
-        "mean": statistics.fmean(values),
-        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-        "values": values,
-    }
 
 
 def main() -> None:
@@ -152,7 +126,7 @@ def main() -> None:
         runs = []
         user_recall = []
         for seed in SEEDS:
-            p = _merge(_merge(base, over), {"knownfor": {"seed": seed}})
+            p = merge(merge(base, over), {"knownfor": {"seed": seed}})
             p["knownfor"]["compare_leiden"] = False
             start = time.perf_counter()
             sim, sim_summary = build_similarity(graph, p)
@@ -218,10 +192,10 @@ def main() -> None:
         per_user[name] = np.mean(user_recall, axis=0)
         results[name] = {
             "overrides": over,
-            "c2i_valid_recall@50": _mean_std([r["c2i_valid_recall"] for r in runs]),
-            "u2i_valid_recall@50": _mean_std([r["u2i_valid_recall"] for r in runs]),
-            "nmi_info": _mean_std([r["nmi_info"] for r in runs]),
-            "ari_info": _mean_std([r["ari_info"] for r in runs]),
+            "c2i_valid_recall@50": summarise([r["c2i_valid_recall"] for r in runs]),
+            "u2i_valid_recall@50": summarise([r["u2i_valid_recall"] for r in runs]),
+            "nmi_info": summarise([r["nmi_info"] for r in runs]),
+            "ari_info": summarise([r["ari_info"] for r in runs]),
             "runs": runs,
         }
     chosen = max(results, key=lambda n: results[n]["c2i_valid_recall@50"]["mean"])
@@ -240,13 +214,6 @@ def main() -> None:
             ],
             "p_not_better": float((means <= 0).mean()),
         }
-    commit = subprocess.run(
-        ["git", "rev-parse", "HEAD"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
     record = {
         "benchmark": "simclusters_dblp_follow",
         "criterion": (
@@ -264,7 +231,7 @@ def main() -> None:
             "chosen's per-user c2i valid Recall@50 (mean over seeds) minus this "
             "candidate's, p_not_better = share of resamples where it is <= 0"
         ),
-        "git_commit": commit,
+        **git_commit(ROOT),
         "python": sys.version.split()[0],
         "candidates": results,
     }
