@@ -205,6 +205,24 @@ def test_baselines(planted):
     assert len(set(few.items[1])) == 3 and (few.items[1] >= 0).all()
 
 
+def test_random_is_uniform_over_allowed_items_next_to_a_heavy_user():
+    """User 0 owns 5 of 20 items, user 1 owns 18 (it blocks with light users
+    no more): each of user 0's 15 allowed items is drawn with probability
+    5 / 15; user 1 gets its 2 allowed items and padding."""
+    users = [0] * 5 + [1] * 18
+    items = list(range(5)) + list(range(18))
+    counts = np.zeros(20)
+    for seed in range(300):
+        recs = random_recommend(users, items, 20, [0, 1], 5, seed=seed, n_users=2)
+        assert len(set(recs.items[0])) == 5 and recs.items[0].min() >= 5
+        assert sorted(recs.items[1][:2]) == [18, 19]
+        assert (recs.items[1][2:] == -1).all()
+        counts[recs.items[0]] += 1
+    assert counts[:5].sum() == 0
+    # expected 100 each (binomial sd 8.2): within 4 sd
+    assert np.abs(counts[5:] - 100).max() < 33
+
+
 def test_evaluate_u2u2i_reports_and_beats_baselines(planted):
     p = planted
     res = evaluate_u2u2i(

@@ -774,8 +774,9 @@ def random_recommend(
 ) -> Recommendations:
     """``k`` distinct items per user drawn uniformly (own train items excluded).
 
-    Draws ``oversample * (k + |own train|)`` items with replacement per user,
-    keeps the first ``k`` distinct allowed ones (a uniform sample without
+    Draws ``oversample * k / (1 - |own train| / n_items)`` items with
+    replacement per user (users in blocks of similar ``|own train|``), keeps
+    the first ``k`` distinct allowed ones (a uniform sample without
     replacement); users left short are redrawn from a full permutation.
 
     Args:
@@ -799,10 +800,19 @@ def random_recommend(
     rng = np.random.default_rng(seed)
     items = np.full((q.size, k), -1, dtype=np.int64)
     own_len = np.diff(train.indptr)
+    # blocks of users with similar train counts: a block draws for its largest
+    # count, so one heavy user no longer makes a whole block draw thousands
+    by_len = (
+        np.argsort(own_len[q], kind="stable") if exclude_train else np.arange(q.size)
+    )
     for start in range(0, q.size, chunk_size):
-        qq = q[start : start + chunk_size]
-        extra = int(own_len[qq].max(initial=0)) if exclude_train else 0
-        width = max(1, int(np.ceil(oversample * (k + extra))))
+        rows = by_len[start : start + chunk_size]
+        qq = q[rows]
+        # a draw is allowed with probability 1 - |own| / n_items: draw
+        # oversample x the expected need (the redraw below covers bad luck)
+        own_max = int(own_len[qq].max(initial=0)) if exclude_train else 0
+        accept = max(1.0 - own_max / n_items, 1.0 / n_items)
+        width = max(1, min(int(np.ceil(oversample * k / accept)), 4 * n_items))
         cand = rng.integers(0, n_items, size=(qq.size, width))
         order = np.argsort(cand, axis=1, kind="stable")
         srt = np.take_along_axis(cand, order, axis=1)
@@ -817,7 +827,7 @@ def random_recommend(
             if banned is None:
                 banned = np.zeros(perm.shape, dtype=bool)
             it[short], _ = _first_k_allowed(perm, banned, k)
-        items[start : start + qq.size] = it
+        items[rows] = it
     scores = np.where(items >= 0, np.float32(0.0), np.float32(-np.inf))
     return Recommendations(items, scores.astype(np.float32))
 
