@@ -205,6 +205,15 @@ def test_baselines(planted):
     assert len(set(few.items[1])) == 3 and (few.items[1] >= 0).all()
 
 
+def test_popularity_does_not_depend_on_blocks(planted):
+    train, n_items = planted["train"], planted["n_items"]
+    query = np.arange(399, -1, -2)  # unsorted
+    one = popularity_recommend(*train, n_items, query, 30, n_users=400)
+    tiny = popularity_recommend(*train, n_items, query, 30, n_users=400, chunk_size=7)
+    np.testing.assert_array_equal(one.items, tiny.items)
+    np.testing.assert_array_equal(one.scores, tiny.scores)
+
+
 def test_random_is_uniform_over_allowed_items_next_to_a_heavy_user():
     """User 0 owns 5 of 20 items, user 1 owns 18 (it blocks with light users
     no more): each of user 0's 15 allowed items is drawn with probability
