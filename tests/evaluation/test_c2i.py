@@ -102,3 +102,30 @@ def test_bad_blend_is_an_error():
         c2i_recommend(train, np.zeros(3, int), np.arange(3), 1, blend=1.5)
     with pytest.raises(ValueError, match="blend_grid"):
         choose_blend(train, np.zeros(3, int), (np.arange(3), np.arange(3)), [2.0])
+
+
+@pytest.mark.parametrize("blend", [0.0, 0.3])
+def test_blocks_do_not_change_the_lists(blend):
+    """Users are processed in blocks of similar train counts, each block with
+    its own candidate width: the lists equal one block per cluster, for the
+    c2i channel and the community oracle alike."""
+    from hgt_cluster_kedro.evaluation.baselines import community_oracle_recommend
+
+    rng = np.random.default_rng(1)
+    n_users, n_items = 600, 120
+    deg = np.minimum(rng.zipf(1.5, n_users), 115)  # a few users own almost all
+    user = np.repeat(np.arange(n_users), deg)
+    item = np.concatenate([rng.choice(n_items, d, replace=False) for d in deg])
+    train = sp.csr_matrix((np.ones(user.size), (user, item)), (n_users, n_items))
+    labels = rng.integers(-1, 4, n_users)
+    query = rng.permutation(n_users)[:500]
+    big = c2i_recommend(train, labels, query, 20, blend=blend, chunk_size=4096)
+    small = c2i_recommend(train, labels, query, 20, blend=blend, chunk_size=5)
+    np.testing.assert_array_equal(big.items, small.items)
+    np.testing.assert_array_equal(big.scores, small.scores)
+    assert (big.items >= 0).sum(1).min() >= 5  # heavy users: what is left
+    comm = np.maximum(labels, 0)
+    big = community_oracle_recommend(train, comm, query, 20, chunk_size=4096)
+    small = community_oracle_recommend(train, comm, query, 20, chunk_size=5)
+    np.testing.assert_array_equal(big.items, small.items)
+    np.testing.assert_array_equal(big.scores, small.scores)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from hgt_cluster_kedro.evaluation import (
     evaluate_u2u2i,
@@ -321,3 +322,23 @@ def test_rows_without_candidates_are_padded():
     recs = recommend_from_neighbors(nbr, sims, np.array([0, 1, 2]), train, 2)
     assert recs.items.tolist() == [[2, -1], [-1, -1], [-1, -1]]
     assert np.isneginf(recs.scores[1:]).all()
+
+
+def test_in_train_shared_candidates_equal_the_general_search():
+    from hgt_cluster_kedro.evaluation.retrieval import _in_train
+
+    rng = np.random.default_rng(0)
+    train = sp.random(50, 40, density=0.2, format="csr", random_state=1).astype(bool)
+    q = rng.permutation(50)[:30]
+    ranked = rng.permutation(40)[:25]
+    shared = np.broadcast_to(ranked, (q.size, ranked.size))  # the fast path
+    general = np.ascontiguousarray(shared)
+    np.testing.assert_array_equal(
+        _in_train(train, q, shared), _in_train(train, q, general)
+    )
+    assert _in_train(train, q, shared).any()
+    repeated = np.broadcast_to(np.r_[ranked, ranked[:3]], (q.size, 28))  # duplicates
+    np.testing.assert_array_equal(
+        _in_train(train, q, repeated),
+        _in_train(train, q, np.ascontiguousarray(repeated)),
+    )

@@ -427,8 +427,14 @@ def community_oracle_recommend(
     items = np.full((q.size, k), -1, dtype=np.int64)
     scores = np.full((q.size, k), -np.inf, dtype=np.float32)
     own_len = np.diff(train.indptr)
+    # blocks of users with similar train counts (a block's candidate width is
+    # k + its largest count); every row is computed alone, so the order is free
+    by_len = (
+        np.argsort(own_len[q], kind="stable") if exclude_train else np.arange(q.size)
+    )
     for start in range(0, q.size, chunk_size):
-        qq = q[start : start + chunk_size]
+        rows = by_len[start : start + chunk_size]
+        qq = q[rows]
         width = min(
             n_items, k + (int(own_len[qq].max(initial=0)) if exclude_train else 0)
         )
@@ -437,9 +443,9 @@ def community_oracle_recommend(
             _in_train(train, qq, cand) if exclude_train else np.zeros(cand.shape, bool)
         )
         it, _ = _first_k_allowed(cand, banned, k)
-        items[start : start + qq.size] = it
+        items[rows] = it
         sc = counts[group[qq][:, None], np.maximum(it, 0)].astype(np.float32)
-        scores[start : start + qq.size] = np.where(it >= 0, sc, -np.inf)
+        scores[rows] = np.where(it >= 0, sc, -np.inf)
     return Recommendations(items, scores)
 
 

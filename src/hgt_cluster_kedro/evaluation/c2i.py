@@ -99,6 +99,8 @@ def c2i_recommend(
         share[row.indices] = row.data / max(row.data.sum(), 1.0)
         score = (1.0 - blend) * share + blend * pop_share
         members = np.flatnonzero(q_codes == c)
+        if exclude_train:  # blocks of similar train counts: narrow candidates
+            members = members[np.argsort(own_len[q[members]], kind="stable")]
         extra = int(own_len[q[members]].max(initial=0)) if exclude_train else 0
         width = min(n_items, k + extra)
         part = np.argpartition(-score, width - 1)[:width] if width < n_items else None
@@ -107,7 +109,9 @@ def c2i_recommend(
         ranked = cand_pool[order]
         for start in range(0, members.size, chunk_size):
             rows = members[start : start + chunk_size]
-            cand = np.broadcast_to(ranked, (rows.size, ranked.size))
+            # a row's first k allowed items lie in its first k + |own| ranks
+            span = k + (int(own_len[q[rows]].max(initial=0)) if exclude_train else 0)
+            cand = np.broadcast_to(ranked[:span], (rows.size, min(span, ranked.size)))
             banned = (
                 _in_train(train, q[rows], cand)
                 if exclude_train

@@ -673,9 +673,23 @@ def _first_k_allowed(
 
 
 def _in_train(train: sp.csr_matrix, q: np.ndarray, cand: np.ndarray) -> np.ndarray:
-    """``bool`` like ``cand``: whether ``cand[r, j]`` is a train item of ``q[r]``."""
+    """``bool`` like ``cand``: whether ``cand[r, j]`` is a train item of ``q[r]``.
+
+    Every row the same list of distinct items (a broadcast, as popularity and
+    c2i pass): the users' train items are looked up in a column table, one
+    pass over their train entries. Otherwise a sorted search of row-item keys.
+    """
     n_items = train.shape[1]
     own = train[q]
+    shared = cand.ndim == 2 and cand.shape[0] > 1 and cand.strides[0] == 0
+    if shared and np.unique(cand[0]).size == cand.shape[1]:
+        column = np.full(n_items, -1, dtype=np.int64)
+        column[cand[0]] = np.arange(cand.shape[1])
+        rows = np.repeat(np.arange(q.size), np.diff(own.indptr))
+        cols = column[own.indices]
+        hit = np.zeros(cand.shape, dtype=bool)
+        hit[rows[cols >= 0], cols[cols >= 0]] = True
+        return hit
     own_keys = (
         np.repeat(np.arange(q.size, dtype=np.int64), np.diff(own.indptr)) * n_items
         + own.indices
