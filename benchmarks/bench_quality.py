@@ -201,8 +201,10 @@ def aggregate(
 
     Returns:
         ``{method: {"seeds": [...], "metrics": {name: summarise(...)},
-        "notes": {...}}}``; a metric that a run lacks (or holds as ``None``,
-        e.g. ``gap_closed@50`` without an oracle) counts as missing there.
+        "notes": {...}, "choices": {...}}}``; a metric that a run lacks (or
+        holds as ``None``, e.g. ``gap_closed@50`` without an oracle) counts as
+        missing there; ``choices`` holds, per seed, the ``m_neighbors`` and
+        ``popularity_weight`` that a validation-tuned row chose.
     """
     out: dict[str, dict[str, Any]] = {}
     by_method: dict[str, list[tuple[int, dict[str, Any]]]] = {}
@@ -230,10 +232,18 @@ def aggregate(
             for key in ("gap_closed_reason", "same_embedding_as", "same_clusters_as")
             if any(r.get(key) for _, r in entries)
         }
+        # a validation-tuned row (it carries its grid's valid recall): the
+        # setting each seed chose
+        choices = {
+            key: [r.get(key) for _, r in entries]
+            for key in ("m_neighbors", "popularity_weight")
+            if any("valid_recall" in r for _, r in entries)
+        }
         out[name] = {
             "seeds": [seed for seed, _ in entries],
             "metrics": metrics,
             **({"notes": notes} if notes else {}),
+            **({"choices": choices} if choices else {}),
         }
     return out
 

@@ -60,6 +60,31 @@ def test_helpers():
 
 
 @pytest.mark.slow
+def test_aggregate_keeps_the_tuned_rows_choices():
+    def run(seed, m, w):
+        return {
+            "seed": seed,
+            "records": [
+                {"method": "a", "recall@50": 0.1 * seed, "m_neighbors": 50},
+                {
+                    "method": "a_tuned",
+                    "recall@50": 0.2,
+                    "m_neighbors": m,
+                    "popularity_weight": w,
+                    "valid_recall": {"m=10,w=0": 0.1},
+                },
+            ],
+        }
+
+    out = bench_quality.aggregate([run(0, 10, 0.3), run(1, 300, 0.1)])
+    assert out["a_tuned"]["choices"] == {
+        "m_neighbors": [10, 300],
+        "popularity_weight": [0.3, 0.1],
+    }
+    assert "choices" not in out["a"]  # a plain row's m is a setting
+    assert "m_neighbors" not in out["a"]["metrics"]
+
+
 def test_git_dirty_ignores_the_benchmarks_own_outputs(tmp_path):
     import subprocess
 
