@@ -15,17 +15,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from hgt_cluster_kedro.graph.csr import HeteroCSR
+from hgt_cluster_kedro.models.count_profile import adjacency, metapath_counts
 
 
 def relation_matrix(csr: HeteroCSR, edge_type: tuple[str, str, str]) -> sp.csr_matrix:
     """Binary ``[n_src, n_dst]`` CSR of one relation of the (train) graph."""
-    src, _, dst = edge_type
-    indptr = csr.indptr[edge_type].numpy()
-    indices = csr.indices[edge_type].numpy()
-    data = np.ones(indices.size, dtype=np.float32)
-    return sp.csr_matrix(
-        (data, indices, indptr), shape=(csr.num_nodes[src], csr.num_nodes[dst])
-    )
+    return adjacency(csr, edge_type)
 
 
 def engagement_matrix(
@@ -58,9 +53,9 @@ def metapath_matrix(
     binary adjacencies, so ``M[u, p]`` counts the paths ``u -> … -> p``
     (``weighting="count"``) or is 1 where there is one (``"binary"``).
 
-    Hops must chain type to type (``edge_types[i][2] == edge_types[i + 1][0]``);
-    ``rev_`` twins are read like any relation of the CSR. The product stays
-    sparse (scipy SpGEMM); its size is bounded by the pairs the path reaches.
+    The product is the count profile's (:func:`~hgt_cluster_kedro.models.
+    count_profile.metapath_counts`): hops must chain type to type, ``rev_``
+    twins are read like any relation of the CSR, and it stays sparse.
     """
     if not edge_types:
         raise ValueError("metapath: needs at least one relation")
@@ -68,14 +63,7 @@ def metapath_matrix(
         raise ValueError(
             f"metapath weighting must be count or binary, got {weighting!r}"
         )
-    out = relation_matrix(csr, edge_types[0])
-    for prev, et in zip(edge_types[:-1], edge_types[1:], strict=True):
-        if prev[2] != et[0]:
-            raise ValueError(
-                f"metapath: {et[1]!r} starts at {et[0]!r}, but {prev[1]!r} ends at "
-                f"{prev[2]!r}"
-            )
-        out = (out @ relation_matrix(csr, et)).tocsr()
+    out, _ = metapath_counts(csr, edge_types[0][0], [et[1] for et in edge_types])
     out.eliminate_zeros()
     out.sort_indices()
     if weighting == "binary":
