@@ -44,6 +44,7 @@ from .metrics import ranking_metrics
 from .retrieval import (
     _SINK,
     Recommendations,
+    _blocks,
     _first_k_allowed,
     _in_train,
     _topk_rows,
@@ -427,13 +428,8 @@ def community_oracle_recommend(
     items = np.full((q.size, k), -1, dtype=np.int64)
     scores = np.full((q.size, k), -np.inf, dtype=np.float32)
     own_len = np.diff(train.indptr)
-    # blocks of users with similar train counts (a block's candidate width is
-    # k + its largest count); every row is computed alone, so the order is free
-    by_len = (
-        np.argsort(own_len[q], kind="stable") if exclude_train else np.arange(q.size)
-    )
-    for start in range(0, q.size, chunk_size):
-        rows = by_len[start : start + chunk_size]
+    counts_q = own_len[q] if exclude_train else None
+    for rows in _blocks(np.arange(q.size), counts_q, chunk_size):
         qq = q[rows]
         width = min(
             n_items, k + (int(own_len[qq].max(initial=0)) if exclude_train else 0)

@@ -25,7 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .metrics import interactions_csr, ranking_metrics, relevant_csr
-from .retrieval import Recommendations, _first_k_allowed, _in_train
+from .retrieval import Recommendations, _blocks, _first_k_allowed, _in_train
 
 logger = logging.getLogger(__name__)
 
@@ -99,16 +99,14 @@ def c2i_recommend(
         share[row.indices] = row.data / max(row.data.sum(), 1.0)
         score = (1.0 - blend) * share + blend * pop_share
         members = np.flatnonzero(q_codes == c)
-        if exclude_train:  # blocks of similar train counts: narrow candidates
-            members = members[np.argsort(own_len[q[members]], kind="stable")]
         extra = int(own_len[q[members]].max(initial=0)) if exclude_train else 0
         width = min(n_items, k + extra)
         part = np.argpartition(-score, width - 1)[:width] if width < n_items else None
         cand_pool = np.arange(n_items) if part is None else part
         order = np.lexsort((cand_pool, -pop[cand_pool], -score[cand_pool]))
         ranked = cand_pool[order]
-        for start in range(0, members.size, chunk_size):
-            rows = members[start : start + chunk_size]
+        own_q = own_len[q[members]] if exclude_train else None
+        for rows in _blocks(members, own_q, chunk_size):
             # a row's first k allowed items lie in its first k + |own| ranks
             span = k + (int(own_len[q[rows]].max(initial=0)) if exclude_train else 0)
             cand = np.broadcast_to(ranked[:span], (rows.size, min(span, ranked.size)))

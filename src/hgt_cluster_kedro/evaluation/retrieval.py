@@ -31,7 +31,7 @@ the validation split.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -672,6 +672,18 @@ def _first_k_allowed(
     return out, pos
 
 
+def _blocks(
+    rows: np.ndarray, counts: np.ndarray | None, size: int
+) -> Iterator[np.ndarray]:
+    """``rows`` in blocks of ``size``; with ``counts`` (each row's train items)
+    sorted by it first, so that a block's candidate width (``k`` + its largest
+    count) is not set by one heavy user among light ones."""
+    if counts is not None:
+        rows = rows[np.argsort(counts, kind="stable")]
+    for start in range(0, rows.size, size):
+        yield rows[start : start + size]
+
+
 def _in_train(train: sp.csr_matrix, q: np.ndarray, cand: np.ndarray) -> np.ndarray:
     """``bool`` like ``cand``: whether ``cand[r, j]`` is a train item of ``q[r]``.
 
@@ -681,19 +693,16 @@ def _in_train(train: sp.csr_matrix, q: np.ndarray, cand: np.ndarray) -> np.ndarr
     """
     n_items = train.shape[1]
     own = train[q]
+    rows = np.repeat(np.arange(q.size, dtype=np.int64), np.diff(own.indptr))
     shared = cand.ndim == 2 and cand.shape[0] > 1 and cand.strides[0] == 0
     if shared and np.unique(cand[0]).size == cand.shape[1]:
         column = np.full(n_items, -1, dtype=np.int64)
         column[cand[0]] = np.arange(cand.shape[1])
-        rows = np.repeat(np.arange(q.size), np.diff(own.indptr))
         cols = column[own.indices]
         hit = np.zeros(cand.shape, dtype=bool)
         hit[rows[cols >= 0], cols[cols >= 0]] = True
         return hit
-    own_keys = (
-        np.repeat(np.arange(q.size, dtype=np.int64), np.diff(own.indptr)) * n_items
-        + own.indices
-    )
+    own_keys = rows * n_items + own.indices
     if own_keys.size == 0:
         return np.zeros(cand.shape, dtype=bool)
     keys = np.arange(q.size, dtype=np.int64)[:, None] * n_items + cand
@@ -756,13 +765,8 @@ def popularity_recommend(
     items = np.full((q.size, k), -1, dtype=np.int64)
     scores = np.full((q.size, k), -np.inf, dtype=np.float32)
     own_len = np.diff(train.indptr)
-    # blocks of users with similar train counts (a block's candidate width is
-    # k + its largest count); every row is computed alone, so the order is free
-    by_len = (
-        np.argsort(own_len[q], kind="stable") if exclude_train else np.arange(q.size)
-    )
-    for start in range(0, q.size, chunk_size):
-        rows = by_len[start : start + chunk_size]
+    counts = own_len[q] if exclude_train else None
+    for rows in _blocks(np.arange(q.size), counts, chunk_size):
         qq = q[rows]
         width = min(
             n_items, k + (int(own_len[qq].max(initial=0)) if exclude_train else 0)
@@ -818,13 +822,8 @@ def random_recommend(
     rng = np.random.default_rng(seed)
     items = np.full((q.size, k), -1, dtype=np.int64)
     own_len = np.diff(train.indptr)
-    # blocks of users with similar train counts: a block draws for its largest
-    # count, so one heavy user no longer makes a whole block draw thousands
-    by_len = (
-        np.argsort(own_len[q], kind="stable") if exclude_train else np.arange(q.size)
-    )
-    for start in range(0, q.size, chunk_size):
-        rows = by_len[start : start + chunk_size]
+    counts = own_len[q] if exclude_train else None
+    for rows in _blocks(np.arange(q.size), counts, chunk_size):
         qq = q[rows]
         # a draw is allowed with probability 1 - |own| / n_items: draw
         # oversample x the expected need (the redraw below covers bad luck)
