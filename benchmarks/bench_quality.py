@@ -15,7 +15,9 @@ dataset and method, mean ± std over the seeds (sample std, ``ddof = 1``) of
 every metric, the training seconds, the seeds, the git commit and the
 parameters overridden, and ``docs/hgt.md`` a table between its
 ``quality:begin`` / ``quality:end`` markers. A dataset run again replaces its
-entry; the others stay.
+entry (with ``--merge``, only the rows of the methods it ran: the others stay,
+listed under ``kept_from`` with the commit that measured them); the other
+datasets stay.
 
 Hyperparameters are never chosen here: the methods run with their
 configuration; EASE and item-kNN choose theirs on the valid split inside the
@@ -25,6 +27,7 @@ evaluation.
     python benchmarks/bench_quality.py --datasets fake --skip-pipelines hgt
     python benchmarks/bench_quality.py --datasets dblp --methods twhin_kmeans,count_profile_kmeans \
         --input-root dblp=/path/to/heco/dblp
+    python benchmarks/bench_quality.py --methods hgt_kmeans,hgt_som_joint --merge  # rerun HGT only
     python benchmarks/bench_quality.py --quick             # 1/10 fake data, no HGT, 2 seeds -> quality_quick.json
 
 A dataset whose environment (``conf/<env>``) or input files do not exist is
@@ -248,6 +251,34 @@ def aggregate(
     return out
 
 
+def merge_entry(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+    """``new`` with the methods of ``old`` that ``new`` did not run kept as they
+    were, each listed under ``kept_from`` with the commit and start of the run
+    that measured it (``--merge``: rerun some methods, keep the others)."""
+    if not old or old.get("status") != "done" or new.get("status") != "done":
+        return new
+    kept_from = dict(old.get("kept_from", {}))
+    methods = dict(new["methods"])
+    for name, entry in old["methods"].items():
+        if name in methods:
+            kept_from.pop(name, None)
+            continue
+        methods[name] = entry
+        kept_from.setdefault(
+            name,
+            {
+                "git_commit": old.get("git_commit"),
+                "git_dirty": old.get("git_dirty"),
+                "started": old.get("started"),
+            },
+        )
+    return {
+        **new,
+        "methods": methods,
+        **({"kept_from": kept_from} if kept_from else {}),
+    }
+
+
 # ----------------------------------------------------------------- the runs
 
 
@@ -351,6 +382,8 @@ def _pipelines_for(
     needed = {m.training_pipeline for m in chosen} | {"evaluation"}
     needed |= {"clustering"} if any(m.clusterer == "kmeans" for m in chosen) else set()
     needed |= {"som"} if any(m.clusterer == "som" for m in chosen) else set()
+    if "hgt" in needed and (params.get("hgt") or {}).get("warm_start") == "twhin":
+        needed |= {"twhin"}  # HGT's id embeddings start from the TwHIN tables
     per_seed = [p for p in (*SOURCES, *DEFAULT_RUN) if p in needed]
     per_seed += sorted(needed - set(per_seed))  # a method's own new pipeline
     return [source, "graph"], per_seed
@@ -556,6 +589,7 @@ def run(
     workdir: Path | None = None,
     output: Path = RESULTS / "quality.json",
     docs: Path | None = DOCS,
+    merge_methods: bool = False,
 ) -> dict[str, Any]:
     """Run the datasets, merge them into ``output`` (other datasets' entries
     stay) and rewrite the table in ``docs``."""
@@ -593,6 +627,8 @@ def run(
                 print(f"bench_quality: {name} skipped: {entry['reason']}", flush=True)
                 if results["datasets"].get(name, {}).get("status") == "done":
                     continue  # keep the earlier results
+            if merge_methods:
+                entry = merge_entry(results["datasets"].get(name), entry)
             results["datasets"][name] = entry
             write_json(results, output)
     finally:
@@ -644,6 +680,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--output", type=Path, default=None)
     parser.add_argument("--no-docs", action="store_true", help="leave docs/hgt.md")
     parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep a dataset's earlier rows of the methods not run now (each "
+        "listed under kept_from with its run's commit)",
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help="a tenth of the fake data, no HGT, seeds 0,1 -> quality_quick.json",
@@ -674,6 +716,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         workdir=args.workdir,
         output=output,
         docs=docs,
+        merge_methods=args.merge,
     )
     print(markdown(results))
     print(f"wrote {output}" + (f" and {docs}" if docs else ""))

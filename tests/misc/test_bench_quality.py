@@ -175,3 +175,38 @@ def test_bench_quality_on_tiny_data(tmp_path):
     bench_quality.write_docs(saved, docs)
     again = docs.read_text()
     assert again.startswith("# mine") and again.rstrip().endswith("after")
+
+
+def test_merge_keeps_the_methods_not_rerun_with_their_commit():
+    old = {
+        "status": "done",
+        "git_commit": "aaa",
+        "git_dirty": False,
+        "started": "t0",
+        "methods": {"twhin_kmeans": {"v": 1}, "hgt_kmeans": {"v": 2}},
+    }
+    new = {"status": "done", "git_commit": "bbb", "methods": {"hgt_kmeans": {"v": 3}}}
+    merged = bench_quality.merge_entry(old, new)
+    assert merged["methods"] == {"hgt_kmeans": {"v": 3}, "twhin_kmeans": {"v": 1}}
+    assert merged["git_commit"] == "bbb"
+    assert merged["kept_from"] == {
+        "twhin_kmeans": {"git_commit": "aaa", "git_dirty": False, "started": "t0"}
+    }
+    # merging again keeps the first provenance; rerunning a kept method drops it
+    again = bench_quality.merge_entry(merged, {**new, "git_commit": "ccc"})
+    assert again["kept_from"]["twhin_kmeans"]["git_commit"] == "aaa"
+    rerun = {"status": "done", "methods": {"twhin_kmeans": {"v": 9}}}
+    assert "twhin_kmeans" not in bench_quality.merge_entry(again, rerun)["kept_from"]
+    # nothing to merge with: the new entry as it is
+    assert bench_quality.merge_entry(None, new) is new
+    assert bench_quality.merge_entry({"status": "skipped"}, new) is new
+
+
+def test_hgt_with_a_twhin_warm_start_runs_twhin_first():
+    params = {"hgt": {"warm_start": "twhin"}}
+    _, per_seed = bench_quality._pipelines_for(params, ["hgt_kmeans"])
+    assert per_seed.index("twhin") < per_seed.index("hgt")
+    _, cold = bench_quality._pipelines_for(
+        {"hgt": {"warm_start": None}}, ["hgt_kmeans"]
+    )
+    assert "twhin" not in cold

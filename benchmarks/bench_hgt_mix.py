@@ -1,0 +1,350 @@
+"""The HGT objective mix, chosen across datasets: hgt_mix.json (issue #13, item 3).
+
+For each dataset (``fake``, ``dblp``, ``yelp`` as in ``bench_quality.py``) the
+project's own pipelines run in a throw-away copy of the project: the data
+pipelines once, then for every training seed ``twhin`` (HGT's warm start) and,
+for every objective mix, only the node ``train_hgt`` with the mix's runtime
+parameters (``hgt_som_joint`` is not trained). Each trained embedding is scored
+on the **validation split only**: the plain u2u2i channel's Recall@50 and
+NDCG@50 (``evaluation.m_neighbors`` neighbours, own train items excluded,
+:func:`~hgt_cluster_kedro.evaluation.retrieval.evaluate_u2u2i` with the valid
+pairs as the held-out set) — the selection criterion — next to the trainer's own
+link validation (its last epoch's Recall@``val_k``) and the training seconds.
+The TwHIN tables of the same seed are scored the same way (reference row).
+For information only, never to choose: NMI of KMeans (``clustering.k``) on the
+user embeddings against the dataset's ground truth where it has one.
+
+The choice rule (``choose``): for every dataset, each mix's mean validation
+Recall@50 relative to the default mix's; the chosen mix has the best geometric
+mean of these ratios over the datasets (ties: the default). Test pairs are never
+read.
+
+    python benchmarks/bench_hgt_mix.py --input-root dblp=../shared/datasets/dblp \\
+        --input-root yelp=../shared/datasets/yelp
+    python benchmarks/bench_hgt_mix.py --datasets dblp --seeds 0 --mixes default,relations
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_quality import (  # noqa: E402
+    DATASETS,
+    ROOT,
+    Project,
+    _input_root,
+    _input_roots,
+    _pipelines_for,
+    git_commit,
+    merge,
+    seed_overrides,
+    seed_parameters,
+    write_json,
+)
+
+logger = logging.getLogger("bench_hgt_mix")
+RESULTS = ROOT / "benchmarks" / "results"
+DEFAULT_MIX = "default"
+
+#: mix name -> (what it is, runtime parameters over the environment's)
+MIXES: dict[str, tuple[str, dict[str, Any]]] = {
+    DEFAULT_MIX: ("the base default: sampled [4, 2], link, TwHIN warm start", {}),
+    "prototype": (
+        "default + SwAV prototype term (weight 0.1)",
+        {"hgt": {"train": {"objectives": {"prototype": {"weight": 0.1}}}}},
+    ),
+    "full": (
+        "full graph, link (40 steps)",
+        {"hgt": {"train": {"mode": "full", "max_steps": 40}}},
+    ),
+    "relations": (
+        "full graph, link + every relation as a link task (weight 0.3, "
+        "targets included; 40 steps)",
+        {
+            "hgt": {
+                "train": {
+                    "mode": "full",
+                    "max_steps": 40,
+                    "objectives": {
+                        "relations": {"weight": 0.3, "include_targets": True}
+                    },
+                }
+            }
+        },
+    ),
+    "masked_edge": (
+        "full graph, link + KGRec/HGMAE masked-edge reconstruction with its "
+        "cross-view contrast (40 steps)",
+        {
+            "hgt": {
+                "train": {
+                    "mode": "full",
+                    "max_steps": 40,
+                    "objectives": {"masked_edge": {"weight": 1.0}},
+                }
+            }
+        },
+    ),
+}
+
+
+class Scorer:
+    """Validation u2u2i metrics (criterion) and KMeans NMI (information)."""
+
+    def __init__(self, project: Project, params: dict[str, Any]) -> None:
+        self.graph = project.load("graph", params)
+        inter = project.load("interactions", params)
+        resolved = project.params(params)
+        self.m = int(resolved["evaluation"]["m_neighbors"])
+        self.k = int(resolved["clustering"]["k"])
+        self.user_ids = self.graph.ids[self.graph.schema.user_type]
+        self.n_items = self.graph.num_nodes[self.graph.schema.item_type]
+
+        def pairs(split: str) -> tuple[np.ndarray, np.ndarray]:
+            part = inter[inter["split"] == split]
+            return part["user"].to_numpy(np.int64), part["item"].to_numpy(np.int64)
+
+        self.train, self.valid = pairs("train"), pairs("valid")
+        self.truth = self._truth(project, params, resolved)
+
+    def _truth(self, project: Project, params: dict, resolved: dict) -> Any:
+        cfg = resolved["evaluation"].get("ground_truth")
+        if not cfg:
+            return None
+        table = project.load("user_communities", params)
+        index = table.set_index(cfg["id_column"])[cfg["label_column"]]
+        labels = index.reindex(self.user_ids).to_numpy()
+        return labels
+
+    def __call__(self, frame: Any, seed: int) -> dict[str, float]:
+        from sklearn.cluster import KMeans
+        from sklearn.metrics import normalized_mutual_info_score
+
+        from hgt_cluster_kedro.embeddings import from_frame
+        from hgt_cluster_kedro.evaluation.retrieval import evaluate_u2u2i
+
+        emb = from_frame(frame, self.user_ids, name="user_embeddings")
+        got = evaluate_u2u2i(
+            emb, self.train, self.valid, self.n_items, ks=(50,), m_neighbors=self.m
+        )
+        out = {"valid_recall@50": got["recall@50"], "valid_ndcg@50": got["ndcg@50"]}
+        if self.truth is not None:
+            known = ~np.isnan(np.asarray(self.truth, dtype=float))
+            unit = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+            labels = KMeans(self.k, n_init=3, random_state=seed).fit_predict(unit)
+            out["nmi_info_only"] = float(
+                normalized_mutual_info_score(
+                    np.asarray(self.truth)[known].astype(np.int64), labels[known]
+                )
+            )
+        return out
+
+
+def _train_node(project: Project, params: dict[str, Any]) -> float:
+    """Run only ``train_hgt`` (the hgt pipeline also has the joint SOM)."""
+    from kedro.framework.session import KedroSession  # noqa: F401 (bootstrap)
+
+    cwd = Path.cwd()
+    os.chdir(project.root)
+    try:
+        start = time.perf_counter()
+        with project._session(params) as session:
+            session.run(pipeline_names=["hgt"], node_names=["train_hgt"])
+        return time.perf_counter() - start
+    finally:
+        os.chdir(cwd)
+
+
+def run_dataset(
+    name: str,
+    *,
+    mixes: Sequence[str],
+    seeds: Sequence[int],
+    workdir: Path,
+    input_root: str | None,
+) -> dict[str, Any]:
+    """Every (seed, mix) of one dataset: validation rows per run."""
+    env = DATASETS[name]
+    project = Project(ROOT, workdir / name, env)
+    data_params, missing = _input_root(project, ROOT, input_root)
+    if missing:
+        return {"status": "skipped", "env": env, "reason": missing}
+    resolved = project.params(data_params)
+    seed_names = seed_parameters(resolved)
+    data_pipes, _ = _pipelines_for(resolved, ["hgt_kmeans"])
+    project.run(data_pipes, data_params)
+    scorer = Scorer(project, data_params)
+    rows: list[dict[str, Any]] = []
+    for seed in seeds:
+        params = merge(data_params, seed_overrides(seed_names, seed))
+        project.run(["twhin"], params)
+        ref = scorer(project.load("twhin_user_embeddings", params), seed)
+        train = project.load("twhin_training", params)
+        rows.append(
+            {
+                "mix": "twhin (reference)",
+                "seed": seed,
+                **ref,
+                "train_seconds": float(train.get("train_seconds", float("nan"))),
+            }
+        )
+        for mix in mixes:
+            run_params = merge(params, MIXES[mix][1])
+            wall = _train_node(project, run_params)
+            summary = project.load("hgt_training", run_params)
+            history = summary.get("history", {})
+            got = scorer(project.load("hgt_user_embeddings", run_params), seed)
+            row = {
+                "mix": mix,
+                "seed": seed,
+                **got,
+                "link_val_recall": history.get("best_val_recall"),
+                "steps": history.get("total_steps"),
+                "train_seconds": float(summary.get("train_seconds", wall)),
+                "node_seconds": wall,
+            }
+            logger.info("%s seed %d %s: %s", name, seed, mix, row)
+            rows.append(row)
+    return {
+        "status": "done",
+        "env": env,
+        **git_commit(ROOT),
+        "seeds": list(seeds),
+        "rows": rows,
+        "summary": summarise(rows),
+    }
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per mix: mean ± std (ddof 1) over seeds of every numeric field."""
+    out: dict[str, dict[str, Any]] = {}
+    for mix in dict.fromkeys(r["mix"] for r in rows):
+        mine = [r for r in rows if r["mix"] == mix]
+        stats: dict[str, Any] = {}
+        for key in mine[0]:
+            vals = [r.get(key) for r in mine]
+            if key in ("mix", "seed") or not all(
+                isinstance(v, int | float) and math.isfinite(v) for v in vals
+            ):
+                continue
+            stats[key] = {
+                "mean": statistics.fmean(vals),
+                "std": statistics.stdev(vals) if len(vals) > 1 else None,
+                "values": vals,
+            }
+        out[mix] = stats
+    return out
+
+
+def choose(datasets: dict[str, Any], mixes: Sequence[str]) -> dict[str, Any]:
+    """The mix with the best geometric mean, over the datasets, of its mean
+    validation Recall@50 relative to the default's (ties: the default)."""
+    done = {n: d for n, d in datasets.items() if d.get("status") == "done"}
+    ratios: dict[str, dict[str, float]] = {m: {} for m in mixes}
+    for name, entry in done.items():
+        summary = entry["summary"]
+        base = summary[DEFAULT_MIX]["valid_recall@50"]["mean"]
+        for mix in mixes:
+            ratios[mix][name] = summary[mix]["valid_recall@50"]["mean"] / base
+    score = {
+        m: math.exp(statistics.fmean(math.log(r) for r in rs.values()))
+        for m, rs in ratios.items()
+        if rs
+    }
+    best = max(score, key=lambda m: (score[m], m == DEFAULT_MIX))
+    return {"chosen": best, "geomean_ratio": score, "ratio_to_default": ratios}
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """One table: rows = mixes, columns = datasets (valid Recall@50, seconds)."""
+    done = {n: d for n, d in results["datasets"].items() if d.get("status") == "done"}
+    head = "| mix | " + " | ".join(
+        f"{n}: valid R@50 | {n}: train s | {n}: NMI (info)" for n in done
+    )
+    lines = [head + " |", "|---" + "|---:" * (3 * len(done)) + "|"]
+    mixes = dict.fromkeys(m for d in done.values() for m in d["summary"])
+
+    def cell(stats: dict[str, Any] | None, fmt: str) -> str:
+        if not stats:
+            return "–"
+        std = stats.get("std")
+        return f"{stats['mean']:{fmt}}" + (f" ± {std:{fmt}}" if std is not None else "")
+
+    for mix in mixes:
+        cells = []
+        for d in done.values():
+            s = d["summary"].get(mix, {})
+            cells += [
+                cell(s.get("valid_recall@50"), ".4f"),
+                cell(s.get("train_seconds"), ".1f"),
+                cell(s.get("nmi_info_only"), ".3f"),
+            ]
+        lines.append(f"| {mix} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", default="fake,dblp,yelp")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--mixes", default=",".join(MIXES))
+    parser.add_argument("--input-root", action="append", default=[])
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--output", type=Path, default=RESULTS / "hgt_mix.json")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    split = [x.strip() for x in args.datasets.split(",") if x.strip()]
+    mixes = [x.strip() for x in args.mixes.split(",") if x.strip()]
+    unknown = [m for m in mixes if m not in MIXES] + [
+        d for d in split if d not in DATASETS
+    ]
+    if unknown or DEFAULT_MIX not in mixes:
+        parser.error(
+            f"unknown {unknown} (mixes: {list(MIXES)}, datasets: {list(DATASETS)}); "
+            f"--mixes must include {DEFAULT_MIX!r}"
+        )
+    seeds = [int(s) for s in args.seeds.split(",")]
+    roots = _input_roots(args.input_root)
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="hgt_mix_"))
+    results: dict[str, Any] = {
+        "benchmark": "hgt_mix",
+        "criterion": "validation u2u2i Recall@50 (plain channel), mean over seeds",
+        "mixes": {m: {"about": MIXES[m][0], "params": MIXES[m][1]} for m in mixes},
+        "datasets": {},
+    }
+    try:
+        for name in split:
+            results["datasets"][name] = run_dataset(
+                name,
+                mixes=mixes,
+                seeds=seeds,
+                workdir=work,
+                input_root=roots.get(name),
+            )
+            results["choice"] = choose(results["datasets"], mixes)
+            write_json(results, args.output)  # after each dataset: partial record
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+    print(markdown(results))
+    print(json.dumps(results.get("choice"), indent=1))
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()

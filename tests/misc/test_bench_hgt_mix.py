@@ -1,0 +1,57 @@
+"""benchmarks/bench_hgt_mix.py: the per-mix summary and the cross-dataset choice."""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+import bench_hgt_mix  # noqa: E402
+
+
+def _rows(values: dict[str, list[float]]) -> list[dict]:
+    return [
+        {"mix": mix, "seed": seed, "valid_recall@50": v, "train_seconds": 1.0 + seed}
+        for mix, vals in values.items()
+        for seed, v in enumerate(vals)
+    ]
+
+
+def _entry(values: dict[str, list[float]]) -> dict:
+    return {"status": "done", "summary": bench_hgt_mix.summarise(_rows(values))}
+
+
+def test_summarise_means_and_sample_std():
+    s = bench_hgt_mix.summarise(_rows({"default": [0.1, 0.2, 0.3], "x": [0.5]}))
+    assert s["default"]["valid_recall@50"]["mean"] == pytest.approx(0.2)
+    assert s["default"]["valid_recall@50"]["std"] == pytest.approx(0.1)
+    assert s["default"]["train_seconds"]["values"] == [1.0, 2.0, 3.0]
+    assert s["x"]["valid_recall@50"]["std"] is None
+    assert "seed" not in s["default"] and "mix" not in s["default"]
+
+
+def test_choose_by_the_geometric_mean_of_ratios_to_the_default():
+    datasets = {
+        # b: +50 % on one dataset, -40 % on the other -> geomean 0.949 < 1
+        "a": _entry({"default": [0.2], "b": [0.3], "c": [0.22]}),
+        "z": _entry({"default": [0.1], "b": [0.06], "c": [0.1]}),
+        "skipped": {"status": "skipped"},
+    }
+    got = bench_hgt_mix.choose(datasets, ["default", "b", "c"])
+    assert got["chosen"] == "c"
+    assert got["geomean_ratio"]["b"] == pytest.approx(math.sqrt(1.5 * 0.6))
+    assert got["ratio_to_default"]["c"] == {"a": pytest.approx(1.1), "z": 1.0}
+    # a tie with the default keeps the default
+    tie = {"a": _entry({"default": [0.2], "b": [0.2]})}
+    assert bench_hgt_mix.choose(tie, ["b", "default"])["chosen"] == "default"
+
+
+def test_markdown_has_a_row_per_mix():
+    results = {"datasets": {"a": _entry({"default": [0.2, 0.3], "b": [0.1, 0.1]})}}
+    text = bench_hgt_mix.markdown(results)
+    assert "| default | 0.2500 ± 0.0707 |" in text
+    assert text.count("\n") == 3
