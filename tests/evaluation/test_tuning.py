@@ -1,5 +1,6 @@
 """The u2u2i channel tuned on the validation split: the popularity prior against
-a dense reference, the grid choice, and that test pairs never move it."""
+a dense reference, the grid choice, that test pairs never move it, and that
+one neighbour search serves the plain, boosted and tuned channels."""
 
 from __future__ import annotations
 
@@ -9,12 +10,21 @@ import pytest
 from hgt_cluster_kedro.evaluation import (
     evaluate_u2u2i,
     interactions_csr,
+    neighbor_rows,
     ranking_metrics,
     recommend_from_neighbors,
     relevant_csr,
+    retrieval,
     top_m_similar,
+    tuning,
 )
-from hgt_cluster_kedro.evaluation.tuning import check_grid, choose_u2u2i
+from hgt_cluster_kedro.evaluation.retrieval import outside_train
+from hgt_cluster_kedro.evaluation.tuning import (
+    check_grid,
+    choose_u2u2i,
+    tuned_u2u2i,
+    validation_queries,
+)
 
 
 @pytest.fixture(scope="module")
@@ -208,3 +218,72 @@ def test_grid_beyond_the_number_of_users_is_capped(data):
         tuning={"m_grid": [10, 200], "popularity_weights": [0.0], "select_k": 10},
     )
     assert set(out["tuned"]["valid_recall"]) == {"m=10,w=0", "m=29,w=0"}
+
+
+def test_prefix_of_a_wider_search_is_the_narrower_search(data):
+    """Without tied similarities (continuous embeddings, float32 search), the
+    first m neighbours of a top-40 search of a superset of users are the
+    top-m search of the query users; users not searched are refused."""
+    emb, users = data["emb"], np.arange(0, 300, 2)
+    wide = top_m_similar(emb, users, 40, backend="exact", precision="fp32")
+    assert (np.diff(wide[1], axis=1) < 0).all()  # no ties: the claim is exact
+    query = np.array([298, 0, 14, 14, 100])  # any order, repeats
+    for m in (1, 7, 40):
+        nbr, sims = neighbor_rows((users, *wide), query, m)
+        direct = top_m_similar(emb, query, m, backend="exact", precision="fp32")
+        np.testing.assert_array_equal(nbr, direct[0])
+        np.testing.assert_array_equal(sims, direct[1])
+    with pytest.raises(ValueError, match="lack 1 query users"):
+        neighbor_rows((users, *wide), np.array([0, 3]), 5)
+    with pytest.raises(ValueError, match="m=41"):
+        neighbor_rows((users, *wide), query, 41)
+
+
+def test_one_search_serves_every_channel(data, monkeypatch):
+    """evaluate_u2u2i with tuning searches once (test and validation users, the
+    largest m needed), and its plain, boosted and tuned outputs equal the
+    channels searched separately (no tied similarities in this data)."""
+    real = retrieval.top_m_similar
+    calls = []
+
+    def counting(emb, query, m, **kwargs):
+        calls.append(m)
+        return real(emb, query, m, **kwargs)
+
+    monkeypatch.setattr(retrieval, "top_m_similar", counting)
+    monkeypatch.setattr(tuning, "top_m_similar", counting)
+    n_users, n_items = data["emb"].shape[0], data["n_items"]
+    test = (data["test"][0][::3], data["test"][1][::3])  # rows must be mapped
+    grid = {"m_grid": [5, 20, 60], "popularity_weights": [0.0, 0.3], "select_k": 20}
+    opts = {"ks": (10, 20), "backend": "exact", "precision": "fp32"}
+    labels = np.arange(n_users) % 4
+    common = {"cluster_labels": labels, "m_neighbors": 30, **opts}
+    args = (data["emb"], data["train"], test, n_items)
+    out = evaluate_u2u2i(*args, valid=data["valid"], tuning=grid, **common)
+    assert calls == [60]
+    plain = evaluate_u2u2i(*args, **common)  # its own search, m = 30
+    assert calls == [60, 30]
+    metric_keys = [key for key in plain if "@" in key]
+    assert any("_boost" in key for key in metric_keys)
+    assert {key: out[key] for key in metric_keys} == {
+        key: plain[key] for key in metric_keys
+    }
+    train = interactions_csr(*data["train"], n_users, n_items)
+    rel, _ = outside_train(relevant_csr(*test, n_users, n_items), train)
+    query = np.flatnonzero(np.diff(rel.indptr) > 0)
+    assert query.size < validation_queries(train, data["valid"])[1].size
+    alone = tuned_u2u2i(  # searched per split: the validation users, then test
+        data["emb"],
+        train,
+        data["valid"],
+        query,
+        rel[query],
+        metric="cosine",
+        seed=0,
+        **grid,
+        **opts,
+    )
+    assert calls == [60, 30, 60, alone["m_neighbors"]]
+    for result in (out["tuned"], alone):
+        result.pop("seconds")
+    assert out["tuned"] == alone

@@ -1,6 +1,6 @@
 """The compiled u2u2i scoring against a dense numpy reference: items and scores
-(ties to the smaller item id), every option, and the weight grid equal to one
-call per weight."""
+(ties to the smaller item id), every option, the weight grid equal to one call
+per weight and the neighbour-count grid equal to one call per prefix."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 import scipy.sparse as sp
 
 from hgt_cluster_kedro.evaluation import (
+    recommend_from_neighbor_prefixes,
     recommend_from_neighbors,
     recommend_from_neighbors_grid,
 )
@@ -116,6 +117,50 @@ def test_weight_grid_equals_one_call_per_weight():
         one = recommend_from_neighbors(nbr, sims, query, train, 9, popularity_weight=w)
         np.testing.assert_array_equal(got.items, one.items)
         np.testing.assert_array_equal(got.scores, one.scores)
+
+
+@pytest.mark.parametrize("clip", [True, False])
+@pytest.mark.parametrize("beta", [0.0, 0.5])
+def test_m_grid_equals_one_call_per_prefix(clip, beta):
+    """Every checkpoint of the one pass equals a call on the first m columns,
+    for every weight, to the bit: negative similarities (which make a row's
+    largest |vote| fall as well as rise), missing neighbours (-1), zero
+    weights, own items kept, m in any order, repeated, or 0."""
+    _, train, query, _, _, labels = _problem(5)
+    rng = np.random.default_rng(7)
+    m, k = 12, 9
+    nbr = rng.integers(0, train.shape[0], (query.size, m))
+    nbr[1, 3:6] = -1
+    nbr[4, 8:] = -1
+    sims = rng.normal(0.1, 0.5, (query.size, m)).astype(np.float32)
+    sims[:, 5] = 0.0
+    sims[0, :2] = 0.0
+    m_grid = [12, 1, 4, 0, 4, 9]
+    weights = [0.0, 0.2, 0.6]
+    opts = {
+        "exclude_train": False,
+        "clip_negative": clip,
+        "cluster_labels": labels,
+        "cluster_boost": beta,
+        "chunk_size": 3,
+    }
+    got = recommend_from_neighbor_prefixes(
+        nbr, sims, query, train, k, m_grid=m_grid, popularity_weights=weights, **opts
+    )
+    assert len(got) == len(m_grid)
+    for mm, per_w in zip(m_grid, got, strict=True):
+        assert len(per_w) == len(weights)
+        for w, recs in zip(weights, per_w, strict=True):
+            one = recommend_from_neighbors(
+                nbr[:, :mm], sims[:, :mm], query, train, k, popularity_weight=w, **opts
+            )
+            np.testing.assert_array_equal(recs.items, one.items, err_msg=f"{mm} {w}")
+            np.testing.assert_array_equal(recs.scores, one.scores)
+    assert (got[0][0].items >= 0).sum() > (got[1][0].items >= 0).sum() > 0
+    with pytest.raises(ValueError, match=r"in \[0, 12\], got \[13\]"):
+        recommend_from_neighbor_prefixes(
+            nbr, sims, query, train, k, m_grid=[13], popularity_weights=[0.0]
+        )
 
 
 def test_bad_weights_are_named():

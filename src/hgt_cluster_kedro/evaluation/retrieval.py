@@ -370,6 +370,38 @@ def top_m_similar(
     return ids, sims
 
 
+def neighbor_rows(
+    searched: tuple[np.ndarray, np.ndarray, np.ndarray],
+    query: np.ndarray,
+    m: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``m`` neighbours (and similarities) of each ``query`` user,
+    taken from one wider search.
+
+    ``searched = (users, nbr, sims)``: :func:`top_m_similar` of the sorted,
+    distinct ``users``. Lists are sorted by similarity, so the prefix is the
+    top ``m``. It equals a search with ``m`` itself up to exact ties and
+    rounding: users with the same similarity may come in another order, and at
+    the ``m``-th place another of them may be kept; on CPUs with bf16 screening
+    a similarity may differ in its last bit (re-ranked or recomputed in
+    float32 depending on the width searched). An approximate index (HNSW)
+    searched wider may also find better neighbours than a narrower search.
+
+    Raises:
+        ValueError: a query user not among ``users``, fewer than ``m`` columns.
+    """
+    users, nbr, sims = searched
+    pos = np.searchsorted(users, query)
+    found = pos < users.size
+    found[found] = users[pos[found]] == query[found]
+    if not found.all() or m > nbr.shape[1]:
+        raise ValueError(
+            f"the searched neighbours ({users.size} users, {nbr.shape[1]} each) "
+            f"lack {int((~found).sum())} query users or m={m} columns"
+        )
+    return nbr[pos, :m], sims[pos, :m]
+
+
 # -------------------------------------------------------------------- scoring
 
 
@@ -490,6 +522,50 @@ def recommend_from_neighbors_grid(
         ValueError: mismatched shapes, ``cluster_boost < -1``, a weight outside
             ``[0, 1)``, labels not one per user.
     """
+    return recommend_from_neighbor_prefixes(
+        neighbors,
+        sims,
+        query_users,
+        train,
+        k,
+        m_grid=neighbors.shape[1:2],  # all the columns (a bad shape is refused)
+        popularity_weights=popularity_weights,
+        exclude_train=exclude_train,
+        cluster_labels=cluster_labels,
+        cluster_boost=cluster_boost,
+        clip_negative=clip_negative,
+        chunk_size=chunk_size,
+    )[0]
+
+
+def recommend_from_neighbor_prefixes(
+    neighbors: np.ndarray,
+    sims: np.ndarray,
+    query_users: np.ndarray,
+    train: sp.csr_matrix,
+    k: int,
+    *,
+    m_grid: Sequence[int],
+    popularity_weights: Sequence[float],
+    exclude_train: bool = True,
+    cluster_labels: np.ndarray | None = None,
+    cluster_boost: float = 0.0,
+    clip_negative: bool = True,
+    chunk_size: int = 4096,
+) -> list[list[Recommendations]]:
+    """:func:`recommend_from_neighbors_grid` for every neighbour count ``m`` of
+    ``m_grid`` too: ``out[i][j]`` scores the first ``m_grid[i]`` columns of the
+    (sorted) neighbour lists with ``popularity_weights[j]``, exactly as a call
+    on ``neighbors[:, :m]`` would. The votes are summed once per query user, in
+    column order, and each ``m`` is scored when its prefix is complete: the
+    whole ``(m, w)`` grid sums the votes of the largest ``m`` only (each pair
+    still ranks its own top ``k``).
+
+    Raises:
+        ValueError: mismatched shapes, an ``m`` outside ``[0, n columns]``,
+            ``cluster_boost < -1``, a weight outside ``[0, 1)``, labels not one
+            per user.
+    """
     k = _check_positive(k, "k")
     _check_positive(chunk_size, "chunk_size")
     n_users, n_items = train.shape
@@ -498,6 +574,11 @@ def recommend_from_neighbors_grid(
         raise ValueError(
             f"neighbors {neighbors.shape}, sims {sims.shape} and query_users "
             f"{query_users.shape} do not match"
+        )
+    ms = np.asarray(m_grid, dtype=np.int64)
+    if ms.size == 0 or ms.min() < 0 or ms.max() > m:
+        raise ValueError(
+            f"m_grid must list neighbour counts in [0, {m}], got {list(m_grid)}"
         )
     if not cluster_boost >= -1.0:
         raise ValueError(f"cluster_boost must be >= -1, got {cluster_boost}")
@@ -515,11 +596,13 @@ def recommend_from_neighbors_grid(
         cluster_boost=cluster_boost,
         clip_negative=clip_negative,
     )
+    stops = np.unique(ms)  # increasing checkpoints of the kernel
     train = train.tocsr()
     pop = np.bincount(train.indices, minlength=n_items).astype(np.float32)
     share = pop / np.float32(max(float(pop.max(initial=0.0)), 1.0))
-    items = np.full((weights.size, n_q, k), -1, dtype=np.int64)
-    scores = np.full((weights.size, n_q, k), -np.inf, dtype=np.float32)
+    shape = (stops.size, weights.size, n_q, k)
+    items = np.full(shape, -1, dtype=np.int64)
+    scores = np.full(shape, -np.inf, dtype=np.float32)
     if n_q and n_items:
         from . import _u2u2i_kernels
 
@@ -534,6 +617,7 @@ def recommend_from_neighbors_grid(
             np.ascontiguousarray(query_users, dtype=np.int64),
             share,
             np.argsort(-pop, kind="stable").astype(np.int64),
+            stops,
             weights,
             bool(exclude_train),
             bool(clip_negative),
@@ -541,7 +625,10 @@ def recommend_from_neighbors_grid(
             items,
             scores,
         )
-    return [Recommendations(items[j], scores[j]) for j in range(weights.size)]
+    return [
+        [Recommendations(items[c, j], scores[c, j]) for j in range(weights.size)]
+        for c in np.searchsorted(stops, ms)
+    ]
 
 
 def _neighbor_weights(
@@ -877,6 +964,43 @@ def _boost_metrics(
     return out
 
 
+def _channel_search(
+    emb: np.ndarray,
+    query: np.ndarray,
+    train_mat: sp.csr_matrix,
+    *,
+    m_neighbors: int,
+    valid: tuple[np.ndarray, np.ndarray] | None,
+    tuning: dict[str, Any] | None,
+    search: dict[str, Any],
+) -> tuple[
+    tuple[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray] | None
+]:
+    """The one neighbour search of :func:`evaluate_u2u2i` and the checked
+    validation pairs: ``((users, nbr, sims), valid)``.
+
+    Without ``tuning``, the ``query`` users with ``m_neighbors`` (``valid`` is
+    ``None``). With it, the sorted union of ``query`` and the validation query
+    users with the largest ``m`` of ``m_neighbors`` and the (capped) grid: the
+    plain and boosted channels, the validation grid and the tuned test scoring
+    take prefixes of these lists (:func:`neighbor_rows`).
+    """
+    n_users, n_items = train_mat.shape
+    if tuning is None:
+        return (query, *top_m_similar(emb, query, m_neighbors, **search)), None
+    from .tuning import capped_m_grid, check_grid, validation_queries
+
+    if valid is None:
+        raise ValueError("tuning needs the validation pairs (valid=None)")
+    va_pairs = _check_pairs(valid, "valid", n_users, n_items)
+    m_grid, _ = check_grid(
+        tuning.get("m_grid", ()), tuning.get("popularity_weights", ())
+    )
+    m_search = max(m_neighbors, capped_m_grid(m_grid, n_users)[-1])
+    users = np.union1d(query, validation_queries(train_mat, va_pairs)[1])
+    return (users, *top_m_similar(emb, users, m_search, **search)), va_pairs
+
+
 def evaluate_u2u2i(
     user_emb: np.ndarray | torch.Tensor,
     train: tuple[np.ndarray, np.ndarray],
@@ -931,7 +1055,11 @@ def evaluate_u2u2i(
         tuning: ``{"m_grid", "popularity_weights", "select_k"}``: also score the
             channel with ``m`` and a popularity prior chosen on ``valid``
             (:func:`~.tuning.tuned_u2u2i`), reported under ``"tuned"``
-            (default ``None``: not done).
+            (default ``None``: not done). Neighbours are then searched once,
+            for the query and the validation query users and the largest
+            ``m`` of ``m_neighbors`` and the grid; every channel takes
+            prefixes of those lists (same neighbours as separate searches up
+            to exact ties: :func:`neighbor_rows`).
         seed: seed of the random baseline and of seeded faiss indexes
             (default ``0``).
         chunk_size: query users per block (default ``4096``).
@@ -940,8 +1068,9 @@ def evaluate_u2u2i(
     Returns:
         Metrics plus ``n_query_users``, ``n_test_pairs``, ``n_test_in_train``,
         ``m_neighbors``, ``k``, ``backend`` (resolved) and timings
-        ``seconds_search``, ``seconds_recommend``, ``seconds_metrics``,
-        ``seconds_boost``, ``seconds_baselines``, ``seconds_total``.
+        ``seconds_search`` (the one search), ``seconds_recommend``,
+        ``seconds_metrics``, ``seconds_boost``, ``seconds_baselines``,
+        ``seconds_total``.
 
     Raises:
         ValueError: NaN/inf embeddings, ids beyond ``n_users`` of ``user_emb`` or
@@ -979,16 +1108,25 @@ def evaluate_u2u2i(
         backend, n_users, search_kwargs.get("faiss_threshold", FAISS_THRESHOLD)
     )
     t0 = time.perf_counter()
-    nbr, sims = top_m_similar(
+    searched, va_pairs = _channel_search(
         emb,
         query,
-        m_neighbors,
-        metric=metric,
-        backend=backend,
-        chunk_size=chunk_size,
-        seed=seed,
-        **search_kwargs,
+        train_mat,
+        m_neighbors=m_neighbors,
+        valid=valid,
+        tuning=tuning,
+        search={
+            "metric": metric,
+            "backend": backend,
+            "chunk_size": chunk_size,
+            "seed": seed,
+            **search_kwargs,
+        },
     )
+    if tuning is None:
+        nbr, sims = searched[1], searched[2]
+    else:
+        nbr, sims = neighbor_rows(searched, query, m_neighbors)
     t1 = time.perf_counter()
     common = {
         "exclude_train": exclude_train,
@@ -1026,13 +1164,10 @@ def evaluate_u2u2i(
     if tuning is not None:
         from .tuning import tuned_u2u2i
 
-        if valid is None:
-            raise ValueError("tuning needs the validation pairs (valid=None)")
-        va_u, va_i = _check_pairs(valid, "valid", n_users, n_items)
         out["tuned"] = tuned_u2u2i(
             emb,
             train_mat,
-            (va_u, va_i),
+            va_pairs,
             query,
             rel_q,
             ks=ks,
@@ -1040,6 +1175,7 @@ def evaluate_u2u2i(
             backend=backend,
             seed=seed,
             chunk_size=chunk_size,
+            neighbors=searched,
             **tuning,
             **search_kwargs,
         )

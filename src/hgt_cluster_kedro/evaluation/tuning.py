@@ -10,10 +10,14 @@ the neighbour count ``m`` and the weight ``w`` of a popularity prior
 Recall@``select_k`` over a grid, then the channel is scored once on the
 evaluation split. Test pairs never take part in the choice.
 
-Neighbours are searched once per split for the largest ``m`` of the grid; a
-smaller ``m`` is a prefix of the sorted neighbour lists, and the neighbours'
-votes are summed once per ``m`` for every weight
-(:func:`~.retrieval.recommend_from_neighbors_grid`).
+Neighbours are searched once for the largest ``m`` of the grid: by
+:func:`~.retrieval.evaluate_u2u2i` for the test and validation query users
+together (with its own ``m_neighbors``), or here, per split, when
+:func:`tuned_u2u2i` is called without them. A smaller ``m`` is a prefix of the
+sorted neighbour lists (:func:`~.retrieval.neighbor_rows`), and the
+neighbours' votes are summed once per query user for the whole ``(m, w)``
+grid, each ``m`` scored when its prefix is complete
+(:func:`~.retrieval.recommend_from_neighbor_prefixes`).
 """
 
 from __future__ import annotations
@@ -27,13 +31,20 @@ import scipy.sparse as sp
 
 from .metrics import ranking_metrics, relevant_csr
 from .retrieval import (
+    neighbor_rows,
     outside_train,
+    recommend_from_neighbor_prefixes,
     recommend_from_neighbors,
-    recommend_from_neighbors_grid,
     top_m_similar,
 )
 
-__all__ = ["check_grid", "choose_u2u2i", "tuned_u2u2i"]
+__all__ = [
+    "capped_m_grid",
+    "check_grid",
+    "choose_u2u2i",
+    "tuned_u2u2i",
+    "validation_queries",
+]
 
 
 def check_grid(
@@ -54,6 +65,32 @@ def check_grid(
             f"u2u2i_tuning.popularity_weights: values in [0, 1) only, got {bad_w}"
         )
     return sorted({int(m) for m in m_grid}), sorted({float(w) for w in weight_grid})
+
+
+def capped_m_grid(m_grid: Sequence[int], n_users: int) -> list[int]:
+    """The sorted grid with every ``m`` capped at the other users (a small
+    graph has fewer than the grid's largest ``m``: all of them)."""
+    return sorted({min(int(m), max(n_users - 1, 1)) for m in m_grid})
+
+
+def validation_queries(
+    train: sp.csr_matrix, valid: tuple[np.ndarray, np.ndarray]
+) -> tuple[sp.csr_matrix, np.ndarray]:
+    """``(relevant, query)``: the validation items of every user outside train
+    (``[n_users, n_items]``) and the users with at least one, sorted.
+
+    Raises:
+        ValueError: no validation pair outside train.
+    """
+    n_users, n_items = train.shape
+    rel, _ = outside_train(relevant_csr(*valid, n_users, n_items), train)
+    query = np.flatnonzero(np.diff(rel.indptr) > 0).astype(np.int64)
+    if query.size == 0:
+        raise ValueError(
+            "u2u2i_tuning: the validation split has no pair outside train; "
+            "set evaluation.u2u2i_tuning to null or keep a validation split"
+        )
+    return rel, query
 
 
 def choose_u2u2i(
@@ -93,17 +130,18 @@ def choose_u2u2i(
         )
     recall: dict[str, float] = {}
     best: tuple[float, int, float] | None = None
-    for m in m_grid:  # one scoring pass per m, shared by every weight
-        grid_recs = recommend_from_neighbors_grid(
-            nbr[:, :m],
-            sims[:, :m],
-            query,
-            train,
-            k,
-            popularity_weights=weight_grid,
-            chunk_size=chunk_size,
-        )
-        for w, recs in zip(weight_grid, grid_recs, strict=True):
+    grid_recs = recommend_from_neighbor_prefixes(  # one scoring pass for all
+        nbr,
+        sims,
+        query,
+        train,
+        k,
+        m_grid=m_grid,
+        popularity_weights=weight_grid,
+        chunk_size=chunk_size,
+    )
+    for m, m_recs in zip(m_grid, grid_recs, strict=True):
+        for w, recs in zip(weight_grid, m_recs, strict=True):
             value = float(ranking_metrics(recs.items, relevant, (k,))[f"recall@{k}"])
             recall[f"m={m},w={w:g}"] = value
             if best is None or value > best[0]:
@@ -127,6 +165,7 @@ def tuned_u2u2i(
     backend: str,
     seed: int,
     chunk_size: int = 4096,
+    neighbors: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     **search_kwargs: Any,
 ) -> dict[str, Any]:
     """The channel with ``(m, w)`` chosen on ``valid``, scored on the test
@@ -145,22 +184,24 @@ def tuned_u2u2i(
         ks: cut-offs of the reported metrics.
         metric, backend, seed, chunk_size, search_kwargs: as
             :func:`~.retrieval.top_m_similar`.
+        neighbors: ``(users, nbr, sims)``, neighbours already searched
+            (:func:`~.retrieval.neighbor_rows`) for users that include the
+            validation query users (:func:`validation_queries`) and
+            ``test_query``, with at least ``max(capped_m_grid(m_grid))``
+            columns; ``None`` (default): searched here, once per split. The
+            search options are then unused and ``"seconds"`` leaves the search
+            out.
     """
     m_grid, weights = check_grid(m_grid, popularity_weights)
     start = time.perf_counter()
-    n_users, n_items = train.shape
-    # a small graph has fewer other users than the grid's largest m: all of them
-    m_grid = sorted({min(m, max(n_users - 1, 1)) for m in m_grid})
-    rel, _ = outside_train(relevant_csr(*valid, n_users, n_items), train)
-    query = np.flatnonzero(np.diff(rel.indptr) > 0).astype(np.int64)
-    if query.size == 0:
-        raise ValueError(
-            "u2u2i_tuning: the validation split has no pair outside train; "
-            "set evaluation.u2u2i_tuning to null or keep a validation split"
-        )
+    m_grid = capped_m_grid(m_grid, train.shape[0])
+    rel, query = validation_queries(train, valid)
     search = {"metric": metric, "backend": backend, "chunk_size": chunk_size}
     search.update(seed=seed, **search_kwargs)
-    nbr, sims = top_m_similar(emb, query, m_grid[-1], **search)
+    if neighbors is None:
+        nbr, sims = top_m_similar(emb, query, m_grid[-1], **search)
+    else:
+        nbr, sims = neighbor_rows(neighbors, query, m_grid[-1])
     m, w, grid = choose_u2u2i(
         nbr,
         sims,
@@ -171,7 +212,10 @@ def tuned_u2u2i(
         weight_grid=weights,
         k=select_k,
     )
-    nbr, sims = top_m_similar(emb, test_query, m, **search)
+    if neighbors is None:
+        nbr, sims = top_m_similar(emb, test_query, m, **search)
+    else:
+        nbr, sims = neighbor_rows(neighbors, test_query, m)
     recs = recommend_from_neighbors(
         nbr,
         sims,
