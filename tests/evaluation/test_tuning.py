@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from hgt_cluster_kedro.evaluation import (
     evaluate_u2u2i,
@@ -287,3 +288,25 @@ def test_one_search_serves_every_channel(data, monkeypatch):
     for result in (out["tuned"], alone):
         result.pop("seconds")
     assert out["tuned"] == alone
+
+
+def test_choice_in_blocks_of_query_users_equals_one_block():
+    rng = np.random.default_rng(5)
+    n_users, n_items, n_q = 60, 40, 37
+    train = sp.random(n_users, n_items, density=0.15, random_state=1, format="csr")
+    train.data[:] = 1.0
+    query = np.sort(rng.choice(n_users, n_q, replace=False)).astype(np.int64)
+    nbr = np.stack(
+        [rng.permutation(np.setdiff1d(np.arange(n_users), [u]))[:12] for u in query]
+    ).astype(np.int64)
+    sims = np.sort(rng.random(nbr.shape).astype(np.float32), axis=1)[:, ::-1].copy()
+    relevant = sp.random(n_q, n_items, density=0.1, random_state=2, format="csr")
+    relevant.data[:] = 1.0
+    relevant = sp.diags((np.arange(n_q) != 3).astype(float)) @ relevant
+    relevant = sp.csr_matrix(relevant)  # user 3: nothing to find, in no mean
+    relevant.eliminate_zeros()
+    kw = {"m_grid": [3, 7, 12], "weight_grid": [0.0, 0.5], "k": 5}
+    whole = choose_u2u2i(nbr, sims, query, train, relevant, **kw)
+    blocks = choose_u2u2i(nbr, sims, query, train, relevant, max_rows=4, **kw)
+    assert blocks[:2] == whole[:2]
+    assert blocks[2] == pytest.approx(whole[2], abs=1e-12)

@@ -104,6 +104,7 @@ def choose_u2u2i(
     weight_grid: Sequence[float],
     k: int = 50,
     chunk_size: int = 4096,
+    max_rows: int = 32768,
 ) -> tuple[int, float, dict[str, float]]:
     """``(m, w)`` of the grid with the best Recall@``k`` on ``relevant``.
 
@@ -116,7 +117,10 @@ def choose_u2u2i(
             (own train items removed).
         m_grid, weight_grid: the candidates (:func:`check_grid`).
         k: the cut-off of the criterion.
-        chunk_size: query users per sparse product.
+        chunk_size: query users per parallel task of the scoring kernel.
+        max_rows: query users scored at once (memory: the whole grid's lists
+            of that many users); with more, the recall is summed block by
+            block.
 
     Returns:
         ``(m, w, recall)`` with ``recall["m=<m>,w=<w>"]`` for every pair; ties
@@ -128,21 +132,37 @@ def choose_u2u2i(
             f"choose_u2u2i: {nbr.shape[1]} neighbours per user, the grid needs "
             f"{m_grid[-1]}"
         )
+    # summed recall and user count per (m, w), over blocks of query users (the
+    # grid's lists of one block are held at once: n_m x n_w x rows x k)
+    totals = np.zeros((len(m_grid), len(weight_grid)))
+    n_eval = 0.0
+    for start in range(0, query.size, max_rows):
+        rows = slice(start, start + max_rows)
+        rel = relevant[rows]
+        if rel.nnz == 0:
+            continue
+        grid_recs = recommend_from_neighbor_prefixes(  # one scoring pass for all
+            nbr[rows],
+            sims[rows],
+            query[rows],
+            train,
+            k,
+            m_grid=m_grid,
+            popularity_weights=weight_grid,
+            chunk_size=chunk_size,
+        )
+        for a, m_recs in enumerate(grid_recs):
+            for b, recs in enumerate(m_recs):
+                got = ranking_metrics(recs.items, rel, (k,))
+                totals[a, b] += got[f"recall@{k}"] * got["n_users"]
+        n_eval += float((rel.getnnz(axis=1) > 0).sum())
+    if n_eval == 0:
+        raise ValueError("choose_u2u2i: no query user has a validation item")
     recall: dict[str, float] = {}
     best: tuple[float, int, float] | None = None
-    grid_recs = recommend_from_neighbor_prefixes(  # one scoring pass for all
-        nbr,
-        sims,
-        query,
-        train,
-        k,
-        m_grid=m_grid,
-        popularity_weights=weight_grid,
-        chunk_size=chunk_size,
-    )
-    for m, m_recs in zip(m_grid, grid_recs, strict=True):
-        for w, recs in zip(weight_grid, m_recs, strict=True):
-            value = float(ranking_metrics(recs.items, relevant, (k,))[f"recall@{k}"])
+    for a, m in enumerate(m_grid):
+        for b, w in enumerate(weight_grid):
+            value = float(totals[a, b] / n_eval)
             recall[f"m={m},w={w:g}"] = value
             if best is None or value > best[0]:
                 best = (value, m, w)
