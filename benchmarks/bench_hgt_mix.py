@@ -59,7 +59,10 @@ from bench_quality import (  # noqa: E402
 
 logger = logging.getLogger("bench_hgt_mix")
 RESULTS = ROOT / "benchmarks" / "results"
+DOCS = ROOT / "docs" / "hgt.md"
 DEFAULT_MIX = "default"
+MARK_BEGIN = "<!-- hgt_mix:begin (written by benchmarks/bench_hgt_mix.py) -->"
+MARK_END = "<!-- hgt_mix:end -->"
 
 #: mix name -> (what it is, runtime parameters over the environment's)
 MIXES: dict[str, tuple[str, dict[str, Any]]] = {
@@ -298,6 +301,35 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def write_docs(results: dict[str, Any], path: Path = DOCS) -> Path:
+    """The table (and the choice) between the markers of ``path``; a new
+    section at the end when the markers are absent."""
+    choice = results.get("choice") or {}
+    block = "\n".join(
+        [
+            MARK_BEGIN,
+            markdown(results),
+            "",
+            f"Chosen by the rule: **{choice.get('chosen', '–')}** (geometric mean "
+            "of the validation Recall@50 ratios to the default: "
+            + ", ".join(
+                f"{m} {r:.3f}" for m, r in choice.get("geomean_ratio", {}).items()
+            )
+            + ").",
+            MARK_END,
+        ]
+    )
+    text = path.read_text() if path.exists() else ""
+    if MARK_BEGIN in text and MARK_END in text:
+        head, rest = text.split(MARK_BEGIN, 1)
+        text = head + block + rest.split(MARK_END, 1)[1]
+    else:
+        text = text.rstrip() + "\n\n## The objective mix across datasets\n\n"
+        text += block + "\n"
+    path.write_text(text)
+    return path
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", default="fake,dblp,yelp")
@@ -306,6 +338,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--input-root", action="append", default=[])
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--output", type=Path, default=RESULTS / "hgt_mix.json")
+    parser.add_argument("--no-docs", action="store_true", help="leave docs/hgt.md")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     split = [x.strip() for x in args.datasets.split(",") if x.strip()]
@@ -343,6 +376,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             shutil.rmtree(work, ignore_errors=True)
     print(markdown(results))
     print(json.dumps(results.get("choice"), indent=1))
+    if not args.no_docs:
+        print(f"wrote {write_docs(results)}")
     print(f"wrote {args.output}")
 
 

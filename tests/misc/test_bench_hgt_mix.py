@@ -55,3 +55,19 @@ def test_markdown_has_a_row_per_mix():
     text = bench_hgt_mix.markdown(results)
     assert "| default | 0.2500 ± 0.0707 |" in text
     assert text.count("\n") == 3
+
+
+def test_write_docs_replaces_its_block_and_keeps_the_rest(tmp_path):
+    results = {"datasets": {"a": _entry({"default": [0.2], "b": [0.3]})}}
+    results["choice"] = bench_hgt_mix.choose(results["datasets"], ["default", "b"])
+    path = tmp_path / "hgt.md"
+    path.write_text("# HGT\n\nintro\n")
+    bench_hgt_mix.write_docs(results, path)
+    first = path.read_text()
+    assert first.startswith("# HGT\n\nintro") and "Chosen by the rule: **b**" in first
+    path.write_text(first + "\nafter\n")
+    results["choice"]["chosen"] = "default"
+    bench_hgt_mix.write_docs(results, path)
+    again = path.read_text()
+    assert again.count(bench_hgt_mix.MARK_BEGIN) == 1
+    assert "**default**" in again and again.rstrip().endswith("after")
