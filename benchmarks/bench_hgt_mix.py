@@ -16,8 +16,10 @@ user embeddings against the dataset's ground truth where it has one.
 
 The choice rule (``choose``): for every dataset, each mix's mean validation
 Recall@50 relative to the default mix's; the chosen mix has the best geometric
-mean of these ratios over the datasets (ties: the default). Test pairs are never
-read.
+mean of these ratios over the datasets, among the mixes whose gain is beyond
+seed noise (the paired per-seed log-ratios to the default, over every dataset
+and seed, have a mean above two standard errors); none: the default. Test pairs
+are never read.
 
     python benchmarks/bench_hgt_mix.py --input-root dblp=../shared/datasets/dblp \\
         --input-root yelp=../shared/datasets/yelp
@@ -256,21 +258,46 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def choose(datasets: dict[str, Any], mixes: Sequence[str]) -> dict[str, Any]:
     """The mix with the best geometric mean, over the datasets, of its mean
-    validation Recall@50 relative to the default's (ties: the default)."""
+    validation Recall@50 relative to the default's, among the mixes whose gain
+    is beyond seed noise: the mean of the paired per-seed log-ratios to the
+    default (every dataset x seed) minus two of its standard errors is above
+    zero. No such mix: the default."""
     done = {n: d for n, d in datasets.items() if d.get("status") == "done"}
     ratios: dict[str, dict[str, float]] = {m: {} for m in mixes}
+    paired: dict[str, list[float]] = {m: [] for m in mixes}
     for name, entry in done.items():
         summary = entry["summary"]
-        base = summary[DEFAULT_MIX]["valid_recall@50"]["mean"]
+        base = summary[DEFAULT_MIX]["valid_recall@50"]
         for mix in mixes:
-            ratios[mix][name] = summary[mix]["valid_recall@50"]["mean"] / base
+            got = summary[mix]["valid_recall@50"]
+            ratios[mix][name] = got["mean"] / base["mean"]
+            paired[mix] += [
+                math.log(a / b)
+                for a, b in zip(got["values"], base["values"], strict=True)
+            ]
     score = {
         m: math.exp(statistics.fmean(math.log(r) for r in rs.values()))
         for m, rs in ratios.items()
         if rs
     }
-    best = max(score, key=lambda m: (score[m], m == DEFAULT_MIX))
-    return {"chosen": best, "geomean_ratio": score, "ratio_to_default": ratios}
+    noise = {}
+    for mix, logs in paired.items():
+        se = statistics.stdev(logs) / math.sqrt(len(logs)) if len(logs) > 1 else None
+        mean = statistics.fmean(logs) if logs else 0.0
+        noise[mix] = {
+            "mean_log_ratio": mean,
+            "standard_error": se,
+            "n": len(logs),
+            "beyond_noise": se is not None and mean - 2.0 * se > 0.0,
+        }
+    eligible = [m for m in score if m == DEFAULT_MIX or noise[m]["beyond_noise"]]
+    best = max(eligible, key=lambda m: (score[m], m == DEFAULT_MIX))
+    return {
+        "chosen": best,
+        "geomean_ratio": score,
+        "ratio_to_default": ratios,
+        "paired_log_ratio": noise,
+    }
 
 
 def markdown(results: dict[str, Any]) -> str:
