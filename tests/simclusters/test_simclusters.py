@@ -80,6 +80,39 @@ def test_top_n_per_row_keeps_largest():
     np.testing.assert_allclose(out, [[0, 0.5, 0.3, 0], [0.2, 0, 0, 0.9]])
 
 
+def _top_n_reference(mat: sp.csr_matrix, n: int) -> np.ndarray:
+    """Dense: per row the n largest stored entries, ties to the smaller column."""
+    mat = sp.csr_matrix(mat).sorted_indices()
+    out = np.zeros(mat.shape)
+    for r in range(mat.shape[0]):
+        cols = mat.indices[mat.indptr[r] : mat.indptr[r + 1]]
+        vals = mat.data[mat.indptr[r] : mat.indptr[r + 1]]
+        for j in np.lexsort((cols, -vals))[:n]:
+            out[r, cols[j]] = vals[j]
+    return out
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7])
+def test_top_n_per_row_equals_a_reference_with_ties_and_empty_rows(n):
+    rng = np.random.default_rng(n)
+    dense = rng.integers(0, 4, size=(40, 12)).astype(np.float32)  # many ties
+    dense[rng.random(dense.shape) < 0.4] = 0
+    dense[[5, 38, 39]] = 0  # empty rows, the last two included
+    mat = sp.csr_matrix(dense)
+    shuffled = sp.csr_matrix(mat.copy())  # same entries, columns out of order
+    for r in range(shuffled.shape[0]):
+        lo, hi = shuffled.indptr[r], shuffled.indptr[r + 1]
+        perm = lo + rng.permutation(hi - lo)
+        shuffled.indices[lo:hi] = shuffled.indices[perm]
+        shuffled.data[lo:hi] = shuffled.data[perm]
+    shuffled.has_sorted_indices = False
+    want = _top_n_reference(mat, n)
+    for given in (mat, shuffled):
+        out = top_n_per_row(given, n)
+        np.testing.assert_array_equal(out.toarray(), want)
+        assert out.has_sorted_indices and (out.getnnz(axis=1) <= n).all()
+
+
 def test_knownfor_recovers_planted_communities(graph):
     a, _, prod_comm = graph
     sim = producer_similarity(a, top_n=20, threshold=0.0)

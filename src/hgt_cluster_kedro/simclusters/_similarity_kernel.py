@@ -1,7 +1,11 @@
-"""Compiled (numba) kernel of the producer similarity: per producer, a sparse
-accumulator over the producers sharing a consumer, then its top ``n`` above the
-threshold — ``O(Σ_consumers degree²)`` like ``Aᵀ A``, without materialising the
-product block, in parallel over chunks of producers."""
+"""Compiled (numba) kernels of SimClusters.
+
+``top_n_cosine``, the producer similarity: per producer, a sparse accumulator
+over the producers sharing a consumer, then its top ``n`` above the threshold —
+``O(Σ_consumers degree²)`` like ``Aᵀ A``, without materialising the product
+block, in parallel over chunks of producers. ``top_n_keep``: the entries of a
+CSR matrix's per-row top ``n`` (``similarity.top_n_per_row``), parallel over
+rows."""
 
 from __future__ import annotations
 
@@ -61,3 +65,24 @@ def top_n_cosine(  # noqa: PLR0917 - numba has no keyword-only arguments
                 acc[touched[j]] = 0.0
                 seen[touched[j]] = False
     return out_idx, out_val, out_cnt
+
+
+@numba.njit(parallel=True, cache=True)
+def top_n_keep(indptr, data, n):  # pragma: no cover - compiled
+    """``(mask, kept per row)`` of the entries kept by ``top_n_per_row``: per
+    CSR row (column indices sorted), the ``n`` largest values, ties to the
+    smaller column (a stable sort of the row's values, descending)."""
+    n_rows = indptr.size - 1
+    keep = np.zeros(data.size, np.bool_)
+    kept = np.zeros(n_rows, np.int64)
+    for r in numba.prange(n_rows):
+        lo, hi = indptr[r], indptr[r + 1]
+        if hi - lo <= n:
+            keep[lo:hi] = True
+            kept[r] = hi - lo
+            continue
+        order = np.argsort(-data[lo:hi], kind="mergesort")
+        for j in range(n):
+            keep[lo + order[j]] = True
+        kept[r] = n
+    return keep, kept
