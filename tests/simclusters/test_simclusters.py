@@ -251,6 +251,27 @@ def test_knownfor_degree_null_model_and_restarts(graph):
         knownfor(sim, 4, null_model="cosine")
 
 
+def test_knownfor_chains_on_threads_equal_the_chains_one_by_one(graph):
+    import numba
+
+    a, _, _ = graph
+    sim = producer_similarity(a, top_n=20)
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        serial = knownfor(sim, 4, restarts=4, seed=5, epochs=5)
+    finally:
+        numba.set_num_threads(threads)
+    parallel = knownfor(sim, 4, restarts=4, seed=5, epochs=5)
+    assert (
+        parallel.history["restart_objectives"] == serial.history["restart_objectives"]
+    )
+    np.testing.assert_array_equal(parallel.labels, serial.labels)
+    # chain r is the single run with seed + 2 r
+    third = knownfor(sim, 4, seed=9, epochs=5)
+    assert serial.history["restart_objectives"][2] == third.history["objective"][-1]
+
+
 def test_similarity_kernels_agree(graph):
     a, _, _ = graph
     for kwargs in ({"top_n": 7, "threshold": 0.0}, {"top_n": 30, "threshold": 0.1}):

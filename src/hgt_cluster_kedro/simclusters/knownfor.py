@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numba
@@ -64,7 +65,7 @@ class KnownFor:
         )
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _init_neighbors(indptr, indices, k, seed):  # pragma: no cover - compiled
     np.random.seed(seed)
     n = indptr.size - 1
@@ -106,7 +107,7 @@ def _objective(  # noqa: PLR0917 - numba has no keyword-only arguments
     return inside / 2.0 - lam * (pairs - squares) / 2.0
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _sweeps(  # noqa: PLR0917 - numba has no keyword-only arguments
     indptr,
     indices,
@@ -270,9 +271,10 @@ def knownfor(
     else:  # degree-corrected: a pair costs its expected similarity s_i s_j / 2m
         mass = strength.copy()
         lam = penalty / max(weights.sum(), 1e-30)
-    best = None
-    finals = []
-    for run in range(restarts):
+
+    def chain(run: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One seeded chain (its random draws stay in its thread: numba's
+        generator is per thread and seeded at the start of each call)."""
         run_seed = seed + 2 * run
         if init == "neighbors":
             z = _init_neighbors(indptr, indices, k, run_seed)
@@ -295,6 +297,16 @@ def knownfor(
             float(tolerance),
             run_seed + 1,
         )
+        return z, objective, moved
+
+    # independent chains on numba's thread budget (compiled without the GIL);
+    # results in run order, so the choice is the sequential one
+    workers = max(1, min(restarts, numba.get_num_threads()))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        runs = list(pool.map(chain, range(restarts)))
+    best = None
+    finals = []
+    for z, objective, moved in runs:
         finals.append(float(objective[-1]))
         if best is None or finals[-1] > best[0]:
             best = (finals[-1], z, objective, moved)
