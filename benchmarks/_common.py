@@ -86,6 +86,16 @@ def summarise(times: Mapping[str, list[float]], ours: str, peer: str) -> dict[st
     }
 
 
+#: the fields of a :func:`summarise` result that a record keeps beside its
+#: medians: the raw rounds and the median per-round ratio
+ROUND_KEYS = ("rounds", "runs", "peer_runs", "round_ratio")
+
+
+def round_fields(paired: Mapping[str, Any]) -> dict[str, Any]:
+    """The :data:`ROUND_KEYS` of a :func:`summarise` result, for a record."""
+    return {key: paired[key] for key in ROUND_KEYS}
+
+
 def record(
     benchmark: str,
     metric: str,

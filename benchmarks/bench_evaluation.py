@@ -32,12 +32,17 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import interleaved_times, record, summarise, write_results  # noqa: E402
+from _common import (  # noqa: E402
+    interleaved_times,
+    record,
+    round_fields,
+    summarise,
+    write_results,
+)
 
 from hgt_cluster_kedro.evaluation import evaluate_u2u2i, top_m_similar  # noqa: E402
 
 BENCH = "evaluation"
-ROUND_KEYS = ("rounds", "runs", "peer_runs", "round_ratio")
 
 
 def make_data(
@@ -193,7 +198,7 @@ def main() -> None:
                     peer=peer,
                     peer_value=paired["peer_seconds"],
                     higher_is_better=False,
-                    **{key: paired[key] for key in ROUND_KEYS},
+                    **round_fields(paired),
                     **common,
                 )
             )
@@ -281,7 +286,7 @@ def main() -> None:
                 peer_value=paired["peer_seconds"],
                 higher_is_better=False,
                 recall50_diff=evals["exact"]["recall@50"] - evals[peer]["recall@50"],
-                **{key: paired[key] for key in ROUND_KEYS},
+                **round_fields(paired),
                 **common,
             )
         )

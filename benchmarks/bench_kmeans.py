@@ -37,6 +37,7 @@ from _common import (  # noqa: E402
     interleaved_times,
     median_time,
     record,
+    round_fields,
     summarise,
     write_results,
 )
@@ -92,9 +93,6 @@ def matmul_ceiling(x: np.ndarray, k: int, chunk: int, repeats: int) -> dict[str,
         "bf16_chunked": flops / median_time(chunked_bf16, repeats) / 1e9,
         "fp32_full": full_flops / median_time(lambda: torch.mm(xt, c.T), repeats) / 1e9,
     }
-
-
-ROUND_KEYS = ("rounds", "runs", "peer_runs", "round_ratio")
 
 
 def timed(
@@ -262,7 +260,7 @@ def main() -> None:
                         peer_value=sec,
                         higher_is_better=False,
                         inertia_ratio=ours_in / inert,
-                        **{key: paired[key] for key in ROUND_KEYS},
+                        **round_fields(paired),
                         **extra,
                     )
                 )
@@ -305,7 +303,7 @@ def main() -> None:
                     inertia_ratio=own["ours"][1] / inert,
                     n_iter=own["ours"][2],
                     peer_n_iter=it,
-                    **{key: paired[key] for key in ROUND_KEYS},
+                    **round_fields(paired),
                     **common,
                     data=data,
                 )

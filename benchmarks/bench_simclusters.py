@@ -46,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
     interleaved_times,
     record,
+    round_fields,
     summarise,
     write_results,
 )
@@ -298,7 +299,7 @@ def _mh_vs_leiden(bench, sim, kf, topics, p, *, rounds, records) -> None:
             peer="leiden",
             peer_value=times["peer_seconds"],
             higher_is_better=False,
-            **{k: times[k] for k in ("round_ratio", "rounds", "runs", "peer_runs")},
+            **round_fields(times),
         ),
         record(
             bench,
@@ -395,7 +396,7 @@ def local_vs_dask(
             identical_output=bool(same),
             follow_edges=int(follow.nnz),
             block_rows=ii_args["block_rows"],
-            **{k: times[k] for k in ("round_ratio", "rounds", "runs", "peer_runs")},
+            **round_fields(times),
         ),
         record(
             bench,

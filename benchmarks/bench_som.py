@@ -48,13 +48,18 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import interleaved_times, record, summarise, write_results  # noqa: E402
+from _common import (  # noqa: E402
+    interleaved_times,
+    record,
+    round_fields,
+    summarise,
+    write_results,
+)
 
 from hgt_cluster_kedro.clustering import fit_som, som_errors  # noqa: E402
 from hgt_cluster_kedro.clustering.som import pca_init, schedule  # noqa: E402
 
 BENCH = "som"
-ROUND_KEYS = ("rounds", "runs", "peer_runs", "round_ratio")
 
 
 def make_data(n: int, d: int, k: int, seed: int) -> np.ndarray:
@@ -293,7 +298,7 @@ def main() -> None:
                 "peer_load1": r["load1"],
                 "load1_end": load_end,
             }
-            timing = {key: paired[key] for key in ROUND_KEYS}
+            timing = round_fields(paired)
             for metric, key, unit in (
                 ("seconds", "seconds", "s"),
                 ("quantization_error", "qe", "mean dist"),

@@ -65,3 +65,13 @@ def test_summarise_medians_and_ratios():
         higher_is_better=False,
     )
     assert rec["ratio"] == pytest.approx(s["ratio"])
+
+
+def test_round_fields_are_the_summary_rounds():
+    s = _common.summarise({"a": [1.0, 2.0], "b": [2.0, 2.0]}, "a", "b")
+    assert _common.round_fields(s) == {
+        "rounds": 2,
+        "runs": [1.0, 2.0],
+        "peer_runs": [2.0, 2.0],
+        "round_ratio": s["round_ratio"],
+    }
