@@ -32,12 +32,10 @@ import argparse
 import json
 import logging
 import math
-import os
 import shutil
 import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -58,6 +56,7 @@ from bench_quality import (  # noqa: E402
     seed_parameters,
     write_json,
 )
+from bench_quality import summarise as summarise_values  # noqa: E402 (per field)
 
 logger = logging.getLogger("bench_hgt_mix")
 RESULTS = ROOT / "benchmarks" / "results"
@@ -112,29 +111,24 @@ class Scorer:
     """Validation u2u2i metrics (criterion) and KMeans NMI (information)."""
 
     def __init__(self, project: Project, params: dict[str, Any]) -> None:
-        self.graph = project.load("graph", params)
+        from hgt_cluster_kedro.config.sections import EvaluationParams
+        from hgt_cluster_kedro.pipelines.evaluation.nodes import _pairs, _truth
+
+        graph = project.load("graph", params)
         inter = project.load("interactions", params)
         resolved = project.params(params)
-        self.m = int(resolved["evaluation"]["m_neighbors"])
+        evaluation = EvaluationParams.model_validate(resolved["evaluation"])
+        self.m = evaluation.m_neighbors
         self.k = int(resolved["clustering"]["k"])
-        self.user_ids = self.graph.ids[self.graph.schema.user_type]
-        self.n_items = self.graph.num_nodes[self.graph.schema.item_type]
-
-        def pairs(split: str) -> tuple[np.ndarray, np.ndarray]:
-            part = inter[inter["split"] == split]
-            return part["user"].to_numpy(np.int64), part["item"].to_numpy(np.int64)
-
-        self.train, self.valid = pairs("train"), pairs("valid")
-        self.truth = self._truth(project, params, resolved)
-
-    def _truth(self, project: Project, params: dict, resolved: dict) -> Any:
-        cfg = resolved["evaluation"].get("ground_truth")
-        if not cfg:
-            return None
-        table = project.load("user_communities", params)
-        index = table.set_index(cfg["id_column"])[cfg["label_column"]]
-        labels = index.reindex(self.user_ids).to_numpy()
-        return labels
+        self.user_ids = graph.ids[graph.schema.user_type]
+        self.n_items = graph.num_nodes[graph.schema.item_type]
+        self.train, self.valid = _pairs(inter, "train"), _pairs(inter, "valid")
+        table = (
+            project.load("user_communities", params)
+            if evaluation.ground_truth is not None
+            else None
+        )
+        self.truth = _truth(graph, table, evaluation)  # -1: no label; None: none
 
     def __call__(self, frame: Any, seed: int) -> dict[str, float]:
         from sklearn.cluster import KMeans
@@ -149,30 +143,13 @@ class Scorer:
         )
         out = {"valid_recall@50": got["recall@50"], "valid_ndcg@50": got["ndcg@50"]}
         if self.truth is not None:
-            known = ~np.isnan(np.asarray(self.truth, dtype=float))
+            known = self.truth >= 0
             unit = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
             labels = KMeans(self.k, n_init=3, random_state=seed).fit_predict(unit)
             out["nmi_info_only"] = float(
-                normalized_mutual_info_score(
-                    np.asarray(self.truth)[known].astype(np.int64), labels[known]
-                )
+                normalized_mutual_info_score(self.truth[known], labels[known])
             )
         return out
-
-
-def _train_node(project: Project, params: dict[str, Any]) -> float:
-    """Run only ``train_hgt`` (the hgt pipeline also has the joint SOM)."""
-    from kedro.framework.session import KedroSession  # noqa: F401 (bootstrap)
-
-    cwd = Path.cwd()
-    os.chdir(project.root)
-    try:
-        start = time.perf_counter()
-        with project._session(params) as session:
-            session.run(pipeline_names=["hgt"], node_names=["train_hgt"])
-        return time.perf_counter() - start
-    finally:
-        os.chdir(cwd)
 
 
 def run_dataset(
@@ -210,7 +187,8 @@ def run_dataset(
         )
         for mix in mixes:
             run_params = merge(params, MIXES[mix][1])
-            wall = _train_node(project, run_params)
+            # only train_hgt: the hgt pipeline also fine-tunes the joint SOM
+            wall = project.run(["hgt"], run_params, node_names=["train_hgt"])
             summary = project.load("hgt_training", run_params)
             history = summary.get("history", {})
             got = scorer(project.load("hgt_user_embeddings", run_params), seed)
@@ -236,23 +214,20 @@ def run_dataset(
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per mix: mean ± std (ddof 1) over seeds of every numeric field."""
+    """Per mix: mean ± std (ddof 1) over seeds of every numeric field
+    (:func:`bench_quality.summarise`)."""
     out: dict[str, dict[str, Any]] = {}
     for mix in dict.fromkeys(r["mix"] for r in rows):
         mine = [r for r in rows if r["mix"] == mix]
-        stats: dict[str, Any] = {}
-        for key in mine[0]:
-            vals = [r.get(key) for r in mine]
-            if key in ("mix", "seed") or not all(
-                isinstance(v, int | float) and math.isfinite(v) for v in vals
-            ):
-                continue
-            stats[key] = {
-                "mean": statistics.fmean(vals),
-                "std": statistics.stdev(vals) if len(vals) > 1 else None,
-                "values": vals,
-            }
-        out[mix] = stats
+        out[mix] = {
+            key: summarise_values([r.get(key) for r in mine])
+            for key in mine[0]
+            if key not in ("mix", "seed")
+            and all(
+                isinstance(r.get(key), int | float) and math.isfinite(r[key])
+                for r in mine
+            )
+        }
     return out
 
 

@@ -321,13 +321,22 @@ class Project:
         with self._session(params) as session:
             return _plain(session.load_context().params)
 
-    def run(self, pipelines: Sequence[str], params: dict[str, Any]) -> float:
+    def run(
+        self,
+        pipelines: Sequence[str],
+        params: dict[str, Any],
+        node_names: Sequence[str] | None = None,
+    ) -> float:
+        """Seconds to run ``pipelines`` (only ``node_names`` of them if given)."""
         cwd = Path.cwd()
         os.chdir(self.root)  # relative catalog paths land in the copy
         try:
             start = time.perf_counter()
             with self._session(params) as session:
-                session.run(pipeline_names=list(pipelines))
+                session.run(
+                    pipeline_names=list(pipelines),
+                    node_names=list(node_names) if node_names else None,
+                )
             return time.perf_counter() - start
         finally:
             os.chdir(cwd)
