@@ -72,12 +72,9 @@ def main() -> None:
 
     from hgt_cluster_kedro.embeddings import from_frame
     from hgt_cluster_kedro.evaluation.c2i import c2i_recommend
-    from hgt_cluster_kedro.evaluation.metrics import (
-        interactions_csr,
-        ranking_metrics,
-        relevant_csr,
-    )
-    from hgt_cluster_kedro.evaluation.retrieval import outside_train
+    from hgt_cluster_kedro.evaluation.metrics import interactions_csr, ranking_metrics
+    from hgt_cluster_kedro.evaluation.tuning import validation_queries
+    from hgt_cluster_kedro.pipelines.evaluation.nodes import _pairs
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=ROOT / "data")
@@ -115,13 +112,8 @@ def main() -> None:
     truth = truth_table.set_index("user_id")["community"].reindex(users).to_numpy()
     k = int(np.unique(truth).size)
 
-    def pairs(split: str) -> tuple[np.ndarray, np.ndarray]:
-        part = inter[inter["split"] == split]
-        return part["user"].to_numpy(np.int64), part["item"].to_numpy(np.int64)
-
-    train = interactions_csr(*pairs("train"), n_users, n_items)
-    rel, _ = outside_train(relevant_csr(*pairs("valid"), n_users, n_items), train)
-    query = np.flatnonzero(np.diff(rel.indptr) > 0)
+    train = interactions_csr(*_pairs(inter, "train"), n_users, n_items)
+    rel, query = validation_queries(train, _pairs(inter, "valid"))
 
     def recall(labels: np.ndarray) -> float:
         recs = c2i_recommend(train, labels, query, 50)
