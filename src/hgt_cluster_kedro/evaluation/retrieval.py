@@ -980,15 +980,15 @@ def _channel_search(
     validation pairs: ``((users, nbr, sims), valid)``.
 
     Without ``tuning``, the ``query`` users with ``m_neighbors`` (``valid`` is
-    ``None``). With it, the sorted union of ``query`` and the validation query
-    users with the largest ``m`` of ``m_neighbors`` and the (capped) grid: the
-    plain and boosted channels, the validation grid and the tuned test scoring
-    take prefixes of these lists (:func:`neighbor_rows`).
+    ``None``). With it, the sorted union of ``query`` and the users of the
+    validation pairs with the largest ``m`` of ``m_neighbors`` and the (capped)
+    grid: the plain and boosted channels, the validation grid and the tuned
+    test scoring take prefixes of these lists (:func:`neighbor_rows`).
     """
     n_users, n_items = train_mat.shape
     if tuning is None:
         return (query, *top_m_similar(emb, query, m_neighbors, **search)), None
-    from .tuning import capped_m_grid, check_grid, validation_queries
+    from .tuning import capped_m_grid, check_grid
 
     if valid is None:
         raise ValueError("tuning needs the validation pairs (valid=None)")
@@ -997,7 +997,9 @@ def _channel_search(
         tuning.get("m_grid", ()), tuning.get("popularity_weights", ())
     )
     m_search = max(m_neighbors, capped_m_grid(m_grid, n_users)[-1])
-    users = np.union1d(query, validation_queries(train_mat, va_pairs)[1])
+    # every user with a validation pair: a superset of the validation queries
+    # (tuned_u2u2i drops pairs already in train), no relevant matrix built here
+    users = np.union1d(query, va_pairs[0])
     return (users, *top_m_similar(emb, users, m_search, **search)), va_pairs
 
 

@@ -218,10 +218,13 @@ def tuned_u2u2i(
     rel, query = validation_queries(train, valid)
     search = {"metric": metric, "backend": backend, "chunk_size": chunk_size}
     search.update(seed=seed, **search_kwargs)
-    if neighbors is None:
-        nbr, sims = top_m_similar(emb, query, m_grid[-1], **search)
-    else:
-        nbr, sims = neighbor_rows(neighbors, query, m_grid[-1])
+
+    def nearest(users: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+        if neighbors is None:
+            return top_m_similar(emb, users, m, **search)
+        return neighbor_rows(neighbors, users, m)
+
+    nbr, sims = nearest(query, m_grid[-1])
     m, w, grid = choose_u2u2i(
         nbr,
         sims,
@@ -232,10 +235,7 @@ def tuned_u2u2i(
         weight_grid=weights,
         k=select_k,
     )
-    if neighbors is None:
-        nbr, sims = top_m_similar(emb, test_query, m, **search)
-    else:
-        nbr, sims = neighbor_rows(neighbors, test_query, m)
+    nbr, sims = nearest(test_query, m)
     recs = recommend_from_neighbors(
         nbr,
         sims,

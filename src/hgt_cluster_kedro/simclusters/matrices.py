@@ -17,10 +17,9 @@ import scipy.sparse as sp
 from hgt_cluster_kedro.graph.csr import HeteroCSR
 from hgt_cluster_kedro.models.count_profile import adjacency, metapath_counts
 
-
-def relation_matrix(csr: HeteroCSR, edge_type: tuple[str, str, str]) -> sp.csr_matrix:
-    """Binary ``[n_src, n_dst]`` CSR of one relation of the (train) graph."""
-    return adjacency(csr, edge_type)
+#: binary ``[n_src, n_dst]`` CSR of one relation of the (train) graph: the count
+#: profile's adjacency, under the name this package exports
+relation_matrix = adjacency
 
 
 def engagement_matrix(
@@ -33,7 +32,7 @@ def engagement_matrix(
     ``Σ_r w_r A_r``."""
     total = None
     for j, et in enumerate(edge_types):
-        mat = relation_matrix(csr, et)
+        mat = adjacency(csr, et)
         if weights is not None:
             mat = mat * np.float32(weights[j])
         total = mat if total is None else total + mat
